@@ -1,0 +1,625 @@
+"""Fitting a law to a runs table, and the :class:`Fit` result with save/load.
+
+Samplers are registered by name: ``"nutpie"`` (default; NUTS compiled with numba), ``"pymc"``
+(PyMC's own NUTS) and ``"exact"`` (the conjugate posterior of log-linear laws, see
+:mod:`bayescale.conjugate`).
+
+nutpie compiles a model in seconds; since every data-dependent number is ``pm.Data`` (see
+:mod:`bayescale.models`), compiled models are cached in-process by graph and reused with new
+data, so repeated fits (groups, backtests, calibration) pay compilation once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale import __version__
+from bayescale._io import atomic_path
+from bayescale.errors import (
+    ConfigError,
+    FitFileError,
+    SamplingWarning,
+    UnknownNameError,
+    did_you_mean,
+)
+from bayescale.laws import DataSummary, Law, get_law
+from bayescale.models import (
+    HYPER_PREFIX,
+    ModelData,
+    build_model,
+    check_likelihood,
+    data_values,
+    default_priors,
+    graph_key,
+)
+from bayescale.priors import Prior, merge_priors
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+__all__ = ["Diagnostics", "Fit", "fit", "list_samplers", "load_fit"]
+
+FORMAT_VERSION = 1
+#: R-hat above this is reported (Vehtari et al. 2021 recommend 1.01).
+RHAT_MAX = 1.01
+#: Bulk/tail ESS below this many draws per chain is reported (Vehtari et al. 2021: 100 per chain).
+ESS_PER_CHAIN_MIN = 100
+
+
+# --------------------------------------------------------------------------------------------
+# Diagnostics
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Diagnostics:
+    """Sampler health.
+
+    Attributes
+    ----------
+    divergences : int
+        Number of divergent transitions after tuning.
+    max_r_hat : float
+        Largest rank-normalised split R-hat over all posterior quantities.
+    min_ess_bulk, min_ess_tail : float
+        Smallest bulk and tail effective sample sizes.
+    chains : int
+        Number of chains (ESS thresholds scale with it).
+    """
+
+    divergences: int
+    max_r_hat: float
+    min_ess_bulk: float
+    min_ess_tail: float
+    chains: int
+
+    @property
+    def problems(self) -> list[str]:
+        """Human-readable list of what is wrong (empty when the sampler looks healthy)."""
+        out = []
+        if self.divergences:
+            out.append(f"{self.divergences} divergent transitions: the posterior may be biased")
+        if self.chains > 1 and self.max_r_hat > RHAT_MAX:
+            out.append(f"max R-hat {self.max_r_hat:.3f} > {RHAT_MAX}: chains disagree")
+        ess_min = ESS_PER_CHAIN_MIN * self.chains
+        if min(self.min_ess_bulk, self.min_ess_tail) < ess_min:
+            out.append(
+                f"low effective sample size (bulk {self.min_ess_bulk:.0f}, tail "
+                f"{self.min_ess_tail:.0f} < {ess_min}): draw more or reparametrise"
+            )
+        return out
+
+    @classmethod
+    def from_tree(cls, tree: xr.DataTree) -> Diagnostics:
+        """Compute diagnostics from a DataTree with ``posterior`` (and ``sample_stats``)."""
+        import arviz as az
+
+        post = tree["posterior"].to_dataset()
+        stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
+        divergences = (
+            int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
+        )
+        chains = int(post.sizes["chain"])
+        # Constant quantities (e.g. a fixed parameter) have undefined R-hat/ESS: ignore them.
+        varying = [v for v in post.data_vars if float(post[v].std()) > 0]
+        if not varying:
+            return cls(divergences, 1.0, math.inf, math.inf, chains)
+        sub = post[varying]
+        rhat = az.rhat(sub) if chains > 1 else None
+        max_rhat = (
+            float(np.nanmax([float(rhat[v].max()) for v in varying])) if rhat is not None else 1.0
+        )
+        bulk = az.ess(sub, method="bulk")
+        tail = az.ess(sub, method="tail")
+        return cls(
+            divergences=divergences,
+            max_r_hat=max_rhat,
+            min_ess_bulk=float(np.nanmin([float(bulk[v].min()) for v in varying])),
+            min_ess_tail=float(np.nanmin([float(tail[v].min()) for v in varying])),
+            chains=chains,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Samplers
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SamplerRequest:
+    """What a sampler needs: the law, data, priors and settings."""
+
+    law: Law
+    data: ModelData
+    priors: dict[str, Prior]
+    likelihood: str
+    draws: int
+    tune: int
+    chains: int
+    seed: int
+    progressbar: bool
+
+
+SamplerFn = Callable[[SamplerRequest], "xr.DataTree"]
+_SAMPLERS: dict[str, SamplerFn] = {}
+_COMPILED: dict[tuple, Any] = {}
+
+
+def register_sampler(name: str) -> Callable[[SamplerFn], SamplerFn]:
+    """Register a sampler function under ``name``."""
+
+    def deco(fn: SamplerFn) -> SamplerFn:
+        _SAMPLERS[name] = fn
+        return fn
+
+    return deco
+
+
+def list_samplers() -> list[str]:
+    """Names of the registered samplers."""
+    return list(_SAMPLERS)
+
+
+@register_sampler("nutpie")
+def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
+    import nutpie
+
+    key = graph_key(req.law, req.priors, req.likelihood, req.data.n_runs)
+    values = data_values(req.law, req.data, req.priors)
+    compiled = _COMPILED.get(key)
+    if compiled is None:
+        model = build_model(req.law, req.data, priors=req.priors, likelihood=req.likelihood)
+        compiled = nutpie.compile_pymc_model(model)
+        _COMPILED[key] = compiled
+    else:
+        compiled = compiled.with_data(**values)
+    return nutpie.sample(
+        compiled,
+        draws=req.draws,
+        tune=req.tune,
+        chains=req.chains,
+        seed=req.seed,
+        progress_bar=req.progressbar,
+        save_warmup=False,
+    )
+
+
+@register_sampler("pymc")
+def _sample_pymc(req: SamplerRequest) -> xr.DataTree:
+    import pymc as pm
+
+    model = build_model(req.law, req.data, priors=req.priors, likelihood=req.likelihood)
+    return pm.sample(
+        model=model,
+        draws=req.draws,
+        tune=req.tune,
+        chains=req.chains,
+        random_seed=req.seed,
+        nuts_sampler="pymc",
+        progressbar=req.progressbar,
+        compute_convergence_checks=False,
+    )
+
+
+@register_sampler("exact")
+def _sample_exact(req: SamplerRequest) -> xr.DataTree:
+    from bayescale.conjugate import sample_exact
+
+    return sample_exact(
+        req.law,
+        req.data,
+        req.priors,
+        likelihood=req.likelihood,
+        draws=req.draws,
+        chains=req.chains,
+        seed=req.seed,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The fit result
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Fit:
+    """A fitted scaling law: posterior draws plus everything needed to predict with them.
+
+    Attributes
+    ----------
+    law : Law
+        The fitted law.
+    tree : xarray.DataTree
+        ArviZ DataTree with groups ``posterior``, ``sample_stats``, ``observed_data`` (log loss),
+        ``constant_data`` (inputs in canonical units), ``runs`` (the whole runs table) and, if
+        drawn, ``prior``/``prior_predictive``.
+    priors : dict of str to Prior
+        Priors used, on the sampling-space parameters.
+    data_summary : DataSummary
+        Centre of the log inputs and loss statistics (needed to map latents to predictions).
+    settings : dict
+        Sampler name, draws, tune, chains, seed, likelihood.
+    diagnostics : Diagnostics
+        Divergences, R-hat and ESS.
+    """
+
+    law: Law
+    tree: xr.DataTree
+    priors: dict[str, Prior]
+    data_summary: DataSummary
+    settings: dict[str, Any]
+    diagnostics: Diagnostics
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    # -- access ------------------------------------------------------------------------------
+    @property
+    def posterior(self) -> xr.Dataset:
+        """Posterior draws (dims ``chain``, ``draw``)."""
+        return self.tree["posterior"].to_dataset()
+
+    @property
+    def runs(self) -> xr.Dataset:
+        """The runs table the law was fitted to (dim ``run``)."""
+        return self.tree["runs"].to_dataset()
+
+    @property
+    def n_runs(self) -> int:
+        """Number of runs fitted."""
+        return int(self.runs.sizes["run"])
+
+    @property
+    def reported(self) -> list[str]:
+        """Names of the quantities a summary reports: paper parameters, derived ones, noise."""
+        derived = self.law.derived(dict.fromkeys(self.law.params, 1.0), np)
+        return [*self.law.params, *derived, *(v for v in ("sigma", "nu") if v in self.posterior)]
+
+    def latents(self) -> dict[str, xr.DataArray]:
+        """Posterior draws of the law's sampling-space parameters."""
+        post = self.posterior
+        return {k: post[k] for k in self.law.latents}
+
+    # -- summaries ---------------------------------------------------------------------------
+    def summary(
+        self, *, prob: float = 0.94, var_names: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Posterior summary table: mean, sd, HDI bounds, ESS and R-hat of each quantity.
+
+        Parameters
+        ----------
+        prob : float, default 0.94
+            Probability mass of the highest-density interval.
+        var_names : sequence of str, optional
+            Quantities to include (default: :attr:`reported`).
+        """
+        import arviz as az
+
+        _check_prob(prob)
+        names = list(var_names) if var_names is not None else self.reported
+        table = az.summary(self.tree, var_names=names, ci_kind="hdi", ci_prob=prob, round_to="none")
+        pct = _pct(prob)
+        return table.rename(columns={f"hdi{pct}_lb": "hdi_low", f"hdi{pct}_ub": "hdi_high"})
+
+    def summary_dict(self, *, prob: float = 0.94) -> dict[str, Any]:
+        """JSON-ready summary: ``{"law", "n_runs", "prob", "params", "diagnostics"}``."""
+        table = self.summary(prob=prob)
+        cols = ("mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")
+        params = {str(name): {c: _num(row[c]) for c in cols} for name, row in table.iterrows()}
+        d = self.diagnostics
+        return {
+            "law": self.law.name,
+            "n_runs": self.n_runs,
+            "prob": prob,
+            "params": params,
+            "diagnostics": {
+                "divergences": d.divergences,
+                "max_r_hat": _num(d.max_r_hat),
+                "min_ess_bulk": _num(d.min_ess_bulk),
+                "min_ess_tail": _num(d.min_ess_tail),
+                "warnings": d.problems,
+            },
+        }
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        """Write the fit to a netCDF file (atomically: temp file, then rename).
+
+        The file holds the posterior, the data it was fitted to, the law, priors, units,
+        column mapping, sampler settings and the bayescale version.
+        """
+        import xarray as xr
+
+        path = Path(path)
+        tree = self.tree.copy()
+        # Object-dtype sampler messages cannot be stored in netCDF and carry no information.
+        if "sample_stats" in tree.children:
+            stats = tree["sample_stats"].to_dataset()
+            tree["sample_stats"] = xr.DataTree(
+                stats.drop_vars([v for v in stats.data_vars if stats[v].dtype == object])
+            )
+        tree["runs"] = xr.DataTree(_storable(self.runs))
+        tree.attrs = {
+            "bayescale_format": FORMAT_VERSION,
+            "bayescale_version": __version__,
+            "law": self.law.name,
+            "priors": json.dumps({k: p.to_dict() for k, p in self.priors.items()}),
+            "data_summary": json.dumps(self.data_summary.to_dict()),
+            "settings": json.dumps(self.settings),
+            "meta": json.dumps(self.meta),
+        }
+        if not path.parent.exists():
+            raise FitFileError(
+                f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist"
+            )
+        with atomic_path(path) as tmp:
+            tree.to_netcdf(tmp, engine="h5netcdf")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Fit:
+        """Read a fit written by :meth:`save`; raise :class:`FitFileError` if it is not one."""
+        return load_fit(path)
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Read a fit written by :meth:`Fit.save`.
+
+    Raises
+    ------
+    FitFileError
+        If the file is missing, unreadable, corrupt, not a bayescale fit, or incompatible.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FitFileError(f"fit file {str(path)!r} does not exist")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as handle:
+            tree = handle.load()
+    except Exception as exc:  # h5py/netCDF raise many types for a corrupt file
+        raise FitFileError(
+            f"cannot read {str(path)!r} as a bayescale fit (not a netCDF file or corrupt): "
+            f"{type(exc).__name__}: {exc}"
+        ) from None
+    attrs = tree.attrs
+    if "bayescale_format" not in attrs:
+        raise FitFileError(
+            f"{str(path)!r} is a netCDF file but not a bayescale fit "
+            "(no 'bayescale_format' attribute)"
+        )
+    if int(attrs["bayescale_format"]) > FORMAT_VERSION:
+        raise FitFileError(
+            f"{str(path)!r} was written by a newer bayescale (format {attrs['bayescale_format']}, "
+            f"this version reads up to {FORMAT_VERSION}); upgrade bayescale"
+        )
+    try:
+        law = get_law(str(attrs["law"]))
+    except UnknownNameError as exc:
+        raise FitFileError(f"{str(path)!r} holds a fit of an unknown law: {exc}") from None
+    try:
+        priors = {k: Prior.from_dict(v) for k, v in json.loads(attrs["priors"]).items()}
+        summary = DataSummary.from_dict(json.loads(attrs["data_summary"]))
+        settings = json.loads(attrs["settings"])
+        meta = json.loads(attrs.get("meta", "{}"))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise FitFileError(f"{str(path)!r} has damaged bayescale metadata: {exc}") from None
+    for group in ("posterior", "runs"):
+        if group not in tree.children:
+            raise FitFileError(f"{str(path)!r} has no '{group}' group; it is incomplete")
+    missing = [v for v in law.latents if v not in tree["posterior"].data_vars]
+    if missing:
+        raise FitFileError(
+            f"{str(path)!r} does not match law {law.name!r}: posterior lacks {', '.join(missing)}"
+        )
+    return Fit(
+        law=law,
+        tree=tree,
+        priors=priors,
+        data_summary=summary,
+        settings=settings,
+        diagnostics=Diagnostics.from_tree(tree),
+        meta=meta,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# fit()
+# --------------------------------------------------------------------------------------------
+def fit(
+    runs: Any,
+    law: str | Law,
+    *,
+    columns: Mapping[str, str] | str | None = None,
+    compute_unit: str = "flops",
+    derive_compute: bool = False,
+    priors: Mapping[str, Prior | Mapping[str, Any]] | str | Path | None = None,
+    likelihood: str = "normal",
+    sampler: str = "nutpie",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    prior_draws: int = 0,
+    progressbar: bool = False,
+) -> Fit:
+    """Fit a scaling law to a table of training runs.
+
+    Parameters
+    ----------
+    runs : DataFrame, path, bundled dataset name or xarray.Dataset
+        The runs table (see :func:`bayescale.runs.load_runs`).
+    law : str or Law
+        Law to fit, e.g. ``"chinchilla"`` (see :func:`bayescale.laws.list_laws`).
+    columns : mapping or str, optional
+        Map canonical names to the table's columns, e.g. ``"N=params,D=tokens"``.
+    compute_unit : {"flops", "pf-days"}
+        Unit of the ``C`` column in the table (1 PF-day = 8.64e19 FLOPs).
+    derive_compute : bool
+        Set ``C = 6 N D`` (FLOPs) from ``N`` and ``D``.
+    priors : mapping or path, optional
+        Overrides of the default priors by parameter name (``{"alpha": {"dist": "Normal",
+        "mu": 0.3, "sigma": 0.05}}``), or a JSON/TOML file of them.
+    likelihood : {"normal", "student_t"}
+        Likelihood of the log loss; Student-t resists outlier runs.
+    sampler : {"nutpie", "pymc", "exact"}
+        ``"exact"`` draws from the conjugate posterior (log-linear laws with Normal priors).
+    draws, tune, chains : int
+        Posterior draws per chain, tuning steps per chain, number of chains.
+    seed : int
+        Random seed; the same seed gives the same draws.
+    prior_draws : int
+        If positive, also draw this many samples from the prior and prior predictive.
+    progressbar : bool
+        Show sampling progress.
+
+    Returns
+    -------
+    Fit
+        The posterior with diagnostics. A :class:`~bayescale.errors.SamplingWarning` is issued
+        when diagnostics show trouble.
+
+    Examples
+    --------
+    >>> import bayescale as bs
+    >>> f = bs.fit("kaplan_ladder", "kaplan_nd", draws=200, tune=200, chains=2)  # doctest: +SKIP
+    >>> f.summary()  # doctest: +SKIP
+    """
+    import xarray as xr
+
+    from bayescale.priors import load_priors
+    from bayescale.runs import check_enough_points, load_runs
+
+    law = get_law(law)
+    likelihood = check_likelihood(likelihood)
+    if sampler not in _SAMPLERS:
+        raise UnknownNameError(
+            f"unknown sampler {sampler!r}. " + did_you_mean(sampler, list(_SAMPLERS))
+        )
+    for name, value, low in (
+        ("draws", draws, 1),
+        ("tune", tune, 0),
+        ("chains", chains, 1),
+        ("prior_draws", prior_draws, 0),
+    ):
+        if not isinstance(value, int | np.integer) or value < low:
+            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
+    if isinstance(priors, str | Path):
+        priors = load_priors(priors)
+
+    if isinstance(runs, xr.Dataset):
+        table = runs
+        absent = [c for c in (*law.inputs, "loss") if c not in table]
+        if absent:
+            from bayescale.errors import RunsTableError
+
+            raise RunsTableError(
+                f"runs table has no column {absent[0]!r} (needed by law {law.name!r})"
+            )
+    else:
+        table = load_runs(
+            runs,
+            columns=columns,
+            compute_unit=compute_unit,
+            derive_compute=derive_compute,
+            required=(*law.inputs, "loss"),
+        )
+    check_enough_points(table, law.inputs, law.n_params, law.name)
+
+    inputs = {k: table[k].values for k in law.inputs}
+    data = ModelData.from_arrays(inputs, table["loss"].values)
+    used = merge_priors(
+        default_priors(law, data.summary, likelihood=likelihood), priors, law_name=law.name
+    )
+    req = SamplerRequest(law, data, used, likelihood, draws, tune, chains, seed, progressbar)
+    raw = _SAMPLERS[sampler](req)
+
+    tree = _assemble(raw, law, table, data)
+    if prior_draws:
+        tree = _add_prior(tree, law, data, used, likelihood, prior_draws, seed)
+    settings = {
+        "sampler": sampler,
+        "draws": draws,
+        "tune": tune,
+        "chains": chains,
+        "seed": seed,
+        "likelihood": likelihood,
+    }
+    diagnostics = Diagnostics.from_tree(tree)
+    for problem in diagnostics.problems:
+        warnings.warn(f"{law.name} fit: {problem}", SamplingWarning, stacklevel=2)
+    meta = {
+        "source": str(table.attrs.get("source", "")),
+        "columns": table.attrs.get("columns", "{}"),
+    }
+    return Fit(law, tree, used, data.summary, settings, diagnostics, meta)
+
+
+def _assemble(raw: xr.DataTree, law: Law, table: xr.Dataset, data: ModelData) -> xr.DataTree:
+    """Keep posterior and sample stats from the sampler; add data groups in a fixed layout."""
+    import xarray as xr
+
+    post = raw["posterior"].to_dataset()
+    post = post.drop_vars([v for v in post.data_vars if v.startswith(HYPER_PREFIX)])
+    groups: dict[str, Any] = {"posterior": post}
+    if "sample_stats" in raw.children:
+        groups["sample_stats"] = raw["sample_stats"].to_dataset()
+    run = {"run": table["run"].values}
+    groups["observed_data"] = xr.Dataset({"log_loss": ("run", data.log_loss)}, coords=run)
+    groups["constant_data"] = xr.Dataset(
+        {k: ("run", table[k].values) for k in law.inputs}, coords=run
+    )
+    groups["runs"] = table
+    return xr.DataTree.from_dict(groups)
+
+
+def _add_prior(
+    tree: xr.DataTree,
+    law: Law,
+    data: ModelData,
+    priors: dict[str, Prior],
+    likelihood: str,
+    draws: int,
+    seed: int,
+) -> xr.DataTree:
+    import pymc as pm
+    import xarray as xr
+
+    model = build_model(law, data, priors=priors, likelihood=likelihood)
+    prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)
+    for group in ("prior", "prior_predictive"):
+        ds = prior[group].to_dataset()
+        tree[group] = xr.DataTree(
+            ds.drop_vars([v for v in ds.data_vars if v.startswith(HYPER_PREFIX)])
+        )
+    return tree
+
+
+def _storable(ds: xr.Dataset) -> xr.Dataset:
+    """Convert object columns to fixed strings so netCDF can store them."""
+    out = ds.copy()
+    for name in list(out.data_vars) + list(out.coords):
+        if out[name].dtype == object:
+            out[name] = out[name].astype(str)
+    out.attrs = {
+        k: (v if isinstance(v, str | int | float) else json.dumps(v)) for k, v in ds.attrs.items()
+    }
+    return out
+
+
+def _check_prob(prob: float) -> None:
+    if not 0 < prob < 1:
+        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+
+
+def _pct(prob: float) -> str:
+    # ArviZ names HDI columns like hdi94_lb; keep its formatting for non-integer percentages.
+    pct = prob * 100
+    return f"{pct:g}"
+
+
+def _num(x: Any) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
