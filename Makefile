@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test pytest lint clean
 
 setup:
 	@bash scripts/venv.sh
@@ -15,8 +15,11 @@ run: setup
 	$(BIN)/bayescale fit kaplan_ladder --law kaplan_nd -o results/kaplan_nd.nc
 	$(BIN)/bayescale summary results/kaplan_nd.nc
 
-# Lint, then the full test suite on 2 workers.
-test: setup lint
+# Lint, then the full test suite on 2 workers (one file per worker at a time, so the models a
+# file compiles are reused by its tests).
+test: setup lint pytest
+
+pytest: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup

@@ -51,7 +51,7 @@ class ExactPosterior:
     Attributes
     ----------
     log_sigma : ndarray, shape (G,)
-        Uniform grid of :math:`\\log\\sigma` (sigma is the scatter of log loss).
+        Uniform grid of :math:`\log\sigma` (sigma is the scatter of log loss).
     weights : ndarray, shape (G,)
         Posterior probability of each grid cell (sums to 1).
     means : ndarray, shape (G, 2)

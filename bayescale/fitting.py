@@ -30,10 +30,12 @@ from bayescale.errors import (
     UnknownNameError,
     did_you_mean,
 )
+from bayescale.hierarchy import Pooling, resolve_pooling
 from bayescale.laws import DataSummary, Law, get_law
 from bayescale.models import (
     HYPER_PREFIX,
     ModelData,
+    Offsets,
     build_model,
     check_likelihood,
     data_values,
@@ -72,6 +74,9 @@ class Diagnostics:
         Smallest bulk and tail effective sample sizes.
     chains : int
         Number of chains (ESS thresholds scale with it).
+    independent : bool
+        Draws are independent (the exact sampler): R-hat and ESS then measure Monte Carlo
+        noise, not convergence, and are not reported as problems.
     """
 
     divergences: int
@@ -79,11 +84,14 @@ class Diagnostics:
     min_ess_bulk: float
     min_ess_tail: float
     chains: int
+    independent: bool = False
 
     @property
     def problems(self) -> list[str]:
         """Human-readable list of what is wrong (empty when the sampler looks healthy)."""
         out = []
+        if self.independent:
+            return out
         if self.divergences:
             out.append(f"{self.divergences} divergent transitions: the posterior may be biased")
         if self.chains > 1 and self.max_r_hat > RHAT_MAX:
@@ -107,23 +115,26 @@ class Diagnostics:
             int(stats["diverging"].sum()) if stats is not None and "diverging" in stats else 0
         )
         chains = int(post.sizes["chain"])
+        independent = post.attrs.get("inference_library") == "bayescale.conjugate"
         # Constant quantities (e.g. a fixed parameter) have undefined R-hat/ESS: ignore them.
         varying = [v for v in post.data_vars if float(post[v].std()) > 0]
         if not varying:
-            return cls(divergences, 1.0, math.inf, math.inf, chains)
+            return cls(divergences, 1.0, math.inf, math.inf, chains, independent)
         sub = post[varying]
-        rhat = az.rhat(sub) if chains > 1 else None
+        with np.errstate(invalid="ignore", divide="ignore"):  # fixed elements: NaN, not noise
+            rhat = az.rhat(sub) if chains > 1 else None
+            bulk = az.ess(sub, method="bulk")
+            tail = az.ess(sub, method="tail")
         max_rhat = (
             float(np.nanmax([float(rhat[v].max()) for v in varying])) if rhat is not None else 1.0
         )
-        bulk = az.ess(sub, method="bulk")
-        tail = az.ess(sub, method="tail")
         return cls(
             divergences=divergences,
             max_r_hat=max_rhat,
             min_ess_bulk=float(np.nanmin([float(bulk[v].min()) for v in varying])),
             min_ess_tail=float(np.nanmin([float(tail[v].min()) for v in varying])),
             chains=chains,
+            independent=independent,
         )
 
 
@@ -169,7 +180,7 @@ def list_samplers() -> list[str]:
 def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
     import nutpie
 
-    key = graph_key(req.law, req.priors, req.likelihood, req.data.n_runs)
+    key = graph_key(req.law, req.data, req.priors, req.likelihood)
     values = data_values(req.law, req.data, req.priors)
     compiled = _COMPILED.get(key)
     if compiled is None:
@@ -272,14 +283,159 @@ class Fit:
 
     @property
     def reported(self) -> list[str]:
-        """Names of the quantities a summary reports: paper parameters, derived ones, noise."""
-        derived = self.law.derived(dict.fromkeys(self.law.params, 1.0), np)
-        return [*self.law.params, *derived, *(v for v in ("sigma", "nu") if v in self.posterior)]
+        """Names of the quantities a summary reports.
 
-    def latents(self) -> dict[str, xr.DataArray]:
-        """Posterior draws of the law's sampling-space parameters."""
+        The papers' parameters and derived quantities (per group when they vary), the
+        population location and scale of partially pooled parameters, transfer offsets and the
+        noise.
+        """
         post = self.posterior
-        return {k: post[k] for k in self.law.latents}
+        derived = self.law.derived(dict.fromkeys(self.law.params, 1.0), np)
+        names = [*self.law.params, *derived]
+        pooling = self.pooling
+        if pooling is not None:
+            for latent, mode in pooling.modes.items():
+                if mode == "partial":
+                    stem = f"log_{latent}" if f"mu_log_{latent}" in post else latent
+                    names += [f"mu_{stem}", f"tau_{stem}"]
+                    if stem != latent and latent in self.law.params:
+                        names.append(f"mu_{latent}")
+        names += [v for v in ("offset", "sigma", "nu") if v in post]
+        return [n for n in dict.fromkeys(names) if n in post]
+
+    @property
+    def pooling(self) -> Pooling | None:
+        """How the law's latents vary across groups (None for a pooled fit)."""
+        spec = self.meta.get("pooling")
+        if not spec:
+            return None
+        return Pooling(
+            dim=spec["dim"],
+            labels=tuple(spec["labels"]),
+            index=np.zeros(0, dtype=int),
+            modes=dict(spec["modes"]),
+            centred=dict(spec["centred"]),
+        )
+
+    def latents(
+        self, *, group: str | None = None, new_group: bool = False, seed: int = 0
+    ) -> dict[str, xr.DataArray]:
+        """Posterior draws of the law's latents, for one group or for a new, unseen group.
+
+        Parameters
+        ----------
+        group : str, optional
+            Label of an existing group. Required for hierarchical fits unless ``new_group``.
+        new_group : bool
+            Draw the latents of a group not in the data from the population distribution
+            (one draw per posterior draw), so predictions carry the between-group spread.
+        seed : int
+            Seed for the new-group draws.
+
+        Raises
+        ------
+        UnknownNameError
+            For a group label not in the fit.
+        ConfigError
+            For a new group when a parameter is unpooled (it has no population to draw from),
+            or when no group is named in a hierarchical fit.
+        """
+        import xarray as xr
+
+        post = self.posterior
+        pooling = self.pooling
+        if pooling is None:
+            if group is not None or new_group:
+                raise ConfigError("this fit has no groups; drop group=/new_group=")
+            return {k: post[k] for k in self.law.latents}
+        if group is not None and new_group:
+            raise ConfigError("give either group= or new_group=True, not both")
+        if group is None and not new_group:
+            raise ConfigError(
+                f"this fit varies by {pooling.dim!r}: name a group (one of "
+                f"{', '.join(pooling.labels)}) or ask for a new group"
+            )
+        if group is not None and group not in pooling.labels:
+            raise UnknownNameError(
+                f"no group {group!r} in column {pooling.dim!r}. "
+                + did_you_mean(group, list(pooling.labels))
+            )
+        rng = np.random.default_rng(seed)
+        out = {}
+        for k in self.law.latents:
+            mode = pooling.modes[k]
+            if mode == "pooled":
+                out[k] = post[k]
+            elif group is not None:
+                out[k] = post[k].sel({pooling.dim: group}, drop=True)
+            elif mode == "none":
+                raise ConfigError(
+                    f"parameter {k!r} is unpooled, so it has no population distribution to draw "
+                    "a new group from; refit with it partially pooled"
+                )
+            else:
+                log_scale = f"mu_log_{k}" in post
+                stem = f"log_{k}" if log_scale else k
+                mu, tau = post[f"mu_{stem}"], post[f"tau_{stem}"]
+                h = mu + tau * xr.DataArray(rng.standard_normal(mu.shape), dims=mu.dims)
+                out[k] = np.exp(h) if log_scale else h
+        return out
+
+    def expected_log_loss(
+        self,
+        inputs: Mapping[str, Any],
+        *,
+        group: str | None = None,
+        new_group: bool = False,
+        offset: str | None = None,
+        seed: int = 0,
+    ) -> xr.DataArray:
+        """Posterior draws of the law's log loss (nats/token, logged) at new inputs.
+
+        Parameters
+        ----------
+        inputs : mapping
+            Arrays of the law's inputs in canonical units (broadcast together); the result has
+            a ``point`` dim along them.
+        group, new_group, seed
+            See :meth:`latents`.
+        offset : str, optional
+            Level of the offset column (default: the reference level, offset 0).
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, point)``.
+        """
+        import xarray as xr
+
+        missing = [k for k in self.law.inputs if k not in inputs]
+        if missing:
+            raise ConfigError(f"law {self.law.name!r} needs input {missing[0]!r} to predict")
+        arrays = np.broadcast_arrays(
+            *(np.atleast_1d(np.asarray(inputs[k], dtype=float)) for k in self.law.inputs)
+        )
+        for k, a in zip(self.law.inputs, arrays, strict=True):
+            if not np.all(np.isfinite(a) & (a > 0)):
+                raise ConfigError(f"input {k!r} must be positive and finite to predict, got {a}")
+        centre = self.data_summary.centre
+        u = {
+            k: xr.DataArray(np.log(a.ravel()) - centre[k], dims="point")
+            for k, a in zip(self.law.inputs, arrays, strict=True)
+        }
+        z = self.latents(group=group, new_group=new_group, seed=seed)
+        log_loss = self.law.log_loss(z, u, np)
+        if offset is not None:
+            spec = self.meta.get("offsets")
+            if not spec:
+                raise ConfigError("this fit has no offsets; drop offset=")
+            if offset not in spec["labels"]:
+                raise UnknownNameError(
+                    f"no level {offset!r} in column {spec['dim']!r}. "
+                    + did_you_mean(offset, list(spec["labels"]))
+                )
+            log_loss = log_loss + self.posterior["offset"].sel({spec["dim"]: offset}, drop=True)
+        return log_loss.transpose("chain", "draw", "point")
 
     # -- summaries ---------------------------------------------------------------------------
     def summary(
@@ -298,7 +454,11 @@ class Fit:
 
         _check_prob(prob)
         names = list(var_names) if var_names is not None else self.reported
-        table = az.summary(self.tree, var_names=names, ci_kind="hdi", ci_prob=prob, round_to="none")
+        # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning.
+        with np.errstate(invalid="ignore", divide="ignore"):
+            table = az.summary(
+                self.tree, var_names=names, ci_kind="hdi", ci_prob=prob, round_to="none"
+            )
         pct = _pct(prob)
         return table.rename(columns={f"hdi{pct}_lb": "hdi_low", f"hdi{pct}_ub": "hdi_high"})
 
@@ -444,8 +604,13 @@ def fit(
     seed: int = 0,
     prior_draws: int = 0,
     progressbar: bool = False,
+    groups: Sequence[str] | str = (),
+    pool: Mapping[str, str] | None = None,
+    centred: bool | Mapping[str, bool] | None = None,
+    offset_by: str | None = None,
+    offset_reference: str | None = None,
 ) -> Fit:
-    """Fit a scaling law to a table of training runs.
+    """Fit a scaling law to a table of training runs, pooled or hierarchically over groups.
 
     Parameters
     ----------
@@ -474,6 +639,22 @@ def fit(
         If positive, also draw this many samples from the prior and prior predictive.
     progressbar : bool
         Show sampling progress.
+    groups : str or sequence of str
+        Group columns (model family, shape, dataset...). Law parameters then vary by group
+        according to ``pool``. Several columns are crossed into one group label ``a/b``.
+    pool : mapping, optional
+        Pooling per parameter: ``"partial"`` (default for every law parameter: group values
+        drawn from a learned population), ``"pooled"`` (one shared value) or ``"none"``
+        (independent per group). Keys are latent names or the papers' names where they map to
+        one latent (``alpha_N``, ``E``, ``N_c`` of single-input laws, ``A``, ``B``).
+    centred : bool or mapping, optional
+        Force the centred (True) or non-centred (False) form of partially pooled parameters;
+        default: chosen from the data (centred when every group has enough runs).
+    offset_by : str, optional
+        Column whose levels shift the log loss by a constant (Kaplan's transfer offsets, e.g.
+        the eval set); the most common level (or ``offset_reference``) is the reference.
+    offset_reference : str, optional
+        Reference level of ``offset_by``.
 
     Returns
     -------
@@ -508,10 +689,18 @@ def fit(
             raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
     if isinstance(priors, str | Path):
         priors = load_priors(priors)
+    group_cols = [groups] if isinstance(groups, str) else list(groups)
+    if offset_by is not None and offset_by in group_cols:
+        raise ConfigError(f"column {offset_by!r} cannot be both a group and the offset column")
+    if sampler == "exact" and (group_cols or offset_by):
+        raise ConfigError(
+            "the exact sampler fits pooled laws only; use sampler='nutpie' with groups"
+        )
+    label_cols = [*group_cols, *([offset_by] if offset_by else [])]
 
     if isinstance(runs, xr.Dataset):
         table = runs
-        absent = [c for c in (*law.inputs, "loss") if c not in table]
+        absent = [c for c in (*law.inputs, "loss", *label_cols) if c not in table]
         if absent:
             from bayescale.errors import RunsTableError
 
@@ -525,14 +714,28 @@ def fit(
             compute_unit=compute_unit,
             derive_compute=derive_compute,
             required=(*law.inputs, "loss"),
+            groups=label_cols,
+            law_name=law.name,
         )
     check_enough_points(table, law.inputs, law.n_params, law.name)
 
+    pooling = offsets = None
+    if group_cols:
+        labels = _group_labels(table, group_cols)
+        dim = "_".join(group_cols)
+        pooling = resolve_pooling(
+            law.latents, labels, dim=dim, pool=pool, centred=centred, aliases=law.aliases
+        )
+    elif pool or centred is not None:
+        raise ConfigError("pool= and centred= need groups=; no group column was given")
+    if offset_by is not None:
+        offsets = Offsets.from_labels(offset_by, table[offset_by].values, offset_reference)
     inputs = {k: table[k].values for k in law.inputs}
-    data = ModelData.from_arrays(inputs, table["loss"].values)
-    used = merge_priors(
-        default_priors(law, data.summary, likelihood=likelihood), priors, law_name=law.name
+    data = ModelData.from_arrays(inputs, table["loss"].values, pooling=pooling, offsets=offsets)
+    defaults = default_priors(
+        law, data.summary, likelihood=likelihood, pooling=pooling, offsets=offsets
     )
+    used = merge_priors(defaults, priors, law_name=law.name)
     req = SamplerRequest(law, data, used, likelihood, draws, tune, chains, seed, progressbar)
     raw = _SAMPLERS[sampler](req)
 
@@ -553,8 +756,19 @@ def fit(
     meta = {
         "source": str(table.attrs.get("source", "")),
         "columns": table.attrs.get("columns", "{}"),
+        "groups": group_cols,
+        "pooling": None if pooling is None else pooling.to_dict(),
+        "offsets": None if offsets is None else offsets.to_dict(),
     }
     return Fit(law, tree, used, data.summary, settings, diagnostics, meta)
+
+
+def _group_labels(table: xr.Dataset, columns: Sequence[str]) -> np.ndarray:
+    """One label per run: the group column's value, or values of several joined by '/'."""
+    values = [np.asarray(table[c].values, dtype=str) for c in columns]
+    if len(values) == 1:
+        return values[0]
+    return np.array(["/".join(parts) for parts in zip(*values, strict=True)])
 
 
 def _assemble(raw: xr.DataTree, law: Law, table: xr.Dataset, data: ModelData) -> xr.DataTree:

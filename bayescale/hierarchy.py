@@ -106,14 +106,16 @@ def population_priors(prior: Prior, latent: str) -> tuple[Prior, Prior]:
     return loc, Prior("HalfNormal", sigma=0.5 * sd)
 
 
-def choose_centred(counts: np.ndarray, n_latents: int) -> bool:
+def choose_centred(counts: np.ndarray, n_varying: int) -> bool:
     """Centred parametrization when every group has enough runs to pin its own values down.
 
-    A group with at least ``2 * n_latents + 1`` runs determines its latents from its own data
+    A group with more runs than the latents that vary by group identifies its own values
     (the likelihood dominates the population prior), which is where the non-centred form
-    samples badly. Otherwise non-centred.
+    produces divergences; scaling ladders (many sizes per family) are in this regime. With
+    fewer runs in some group the posterior of that group leans on the population, a funnel in
+    the centred form, so the non-centred form is used.
     """
-    return bool(np.min(counts) >= 2 * n_latents + 1)
+    return bool(np.min(counts) > n_varying)
 
 
 def resolve_pooling(
@@ -161,7 +163,7 @@ def resolve_pooling(
                 f"pooling of {key!r} must be one of partial, pooled, none; got {value!r}"
             )
         modes[latent] = mode
-    auto = choose_centred(counts, len(latents))
+    auto = choose_centred(counts, sum(mode != "pooled" for mode in modes.values()))
     chosen: dict[str, bool] = {}
     for latent, mode in modes.items():
         if mode != "partial":

@@ -143,6 +143,9 @@ class Law:
         True when log loss is linear in the latents (exact conjugate posterior exists).
     reference : str
         Where the form comes from.
+    aliases : dict
+        Paper parameters that correspond to exactly one latent (``{"N_c": "log_L0"}``), so
+        users can name them when setting pooling or priors.
     """
 
     name: str
@@ -160,6 +163,7 @@ class Law:
     units: Mapping[str, str] = field(default_factory=dict)
     log_linear: bool = False
     reference: str = ""
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def n_params(self) -> int:
@@ -331,6 +335,7 @@ def _power_law(x: str, *, with_e: bool) -> Law:
         units={k: v for k, v in units.items() if k in params},
         log_linear=not with_e,
         reference="Kaplan et al. 2020, arXiv:2001.08361, eqs. 1.1-1.3",
+        aliases={scale: "log_R0", "E": "log_E"} if with_e else {scale: "log_L0"},
     )
 
 
@@ -456,5 +461,6 @@ register_law(
             "beta": "dimensionless",
         },
         reference="Hoffmann et al. 2022, arXiv:2203.15556, eq. 2 (Approach 3)",
+        aliases={"E": "log_E", "A": "log_a0", "B": "log_b0"},
     )
 )

@@ -151,7 +151,7 @@ class Prior:
 
 
 class _FoldedT:
-    """Half-Student-t: SciPy has no frozen version, so provide the two methods we use."""
+    """Half-Student-t: SciPy has no frozen version, so provide the methods we use."""
 
     def __init__(self, nu: float, sigma: float) -> None:
         from scipy import stats
@@ -163,6 +163,10 @@ class _FoldedT:
 
         x = np.asarray(x, dtype=float)
         return np.where(x >= 0, np.log(2.0) + self._t.logpdf(x), -np.inf)
+
+    def ppf(self, q: Any) -> Any:
+        # P(|T| <= x) = 2 F_t(x) - 1. The exact sampler sizes its sigma grid with ppf(0.9999).
+        return self._t.ppf((1.0 + q) / 2.0)
 
     def rvs(self, size: Any = None, random_state: Any = None) -> Any:
         import numpy as np

@@ -21,16 +21,20 @@ def test_readme_opens_with_two_commands_and_ci_runs_the_test_one():
     assert len(commands) == 2
     ci = (ROOT / ".ci" / "run").read_text()
     assert commands[1] in ci.splitlines()
+    makefile = (ROOT / "Makefile").read_text()
+    assert "test: setup lint pytest" in makefile
 
 
 def test_make_fails_when_pytest_collects_no_tests(tmp_path):
-    # The same make target CI uses, pointed at an empty selection: pytest exits 5, make must fail.
+    # The pytest step of CI's make target, pointed at an empty selection: pytest exits 5 and
+    # make must fail with it.
     result = subprocess.run(
-        ["make", "-s", "-C", str(ROOT), "test", "PYTEST_ARGS=-k no_such_test_name_xyz"],
+        ["make", "-s", "-C", str(ROOT), "pytest", "PYTEST_ARGS=-k no_such_test_name_xyz"],
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert result.returncode != 0
-    assert "no tests ran" in result.stdout + result.stderr or "deselected" in result.stdout
+    assert "no tests ran" in result.stdout + result.stderr
+    assert "Error 5" in result.stderr
