@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import warnings
 from collections.abc import Sequence
@@ -17,7 +18,16 @@ from typing import Any
 
 from bayescale.errors import BayescaleError, ConfigError
 
-__all__ = ["build_parser", "main"]
+__all__ = [
+    "build_parser",
+    "err",
+    "fmt",
+    "main",
+    "positive_float",
+    "positive_int",
+    "print_json",
+    "probability",
+]
 
 EXIT_USAGE = 2
 EXIT_INTERNAL = 1
@@ -43,7 +53,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         raise ConfigError(
             f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist"
         )
-    _err(
+    err(
         f"fitting {law.name} ({law.formula}) to {args.runs}: {args.chains} chains x {args.draws} "
         f"draws ({args.tune} tuning) with {args.sampler}"
     )
@@ -61,15 +71,50 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         chains=args.chains,
         seed=args.seed,
         prior_draws=args.prior_draws,
+        groups=args.group or (),
+        pool=_key_values(args.pool, "--pool") or None,
+        centred=_centred_option(args.centred),
+        offset_by=args.offset_by,
+        offset_reference=args.offset_reference,
         progressbar=args.progress if args.progress is not None else sys.stderr.isatty(),
     )
     result.save(out)
     d = result.diagnostics
-    _err(
+    err(
         f"wrote {out} ({result.n_runs} runs; divergences {d.divergences}, max R-hat "
         f"{d.max_r_hat:.3f}, min bulk ESS {d.min_ess_bulk:.0f})"
     )
     return 0
+
+
+_YES_NO = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+
+
+def _key_values(items: Sequence[str] | None, option: str) -> dict[str, str]:
+    """Parse repeated ``KEY=VALUE`` options into a dict."""
+    out: dict[str, str] = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise ConfigError(f"{option} expects NAME=VALUE, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def _centred_option(items: Sequence[str] | None) -> bool | dict[str, bool] | None:
+    """``--centred yes`` forces every parameter; ``--centred alpha_N=no`` one of them."""
+    if not items:
+        return None
+    if len(items) == 1 and "=" not in items[0]:
+        return _yes_no(items[0], "--centred")
+    return {k: _yes_no(v, f"--centred {k}") for k, v in _key_values(items, "--centred").items()}
+
+
+def _yes_no(text: str, option: str) -> bool:
+    try:
+        return _YES_NO[text.lower()]
+    except KeyError:
+        raise ConfigError(f"{option} expects yes or no, got {text!r}") from None
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
@@ -94,14 +139,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
     print("-" * len(header))
     for name, row in summary["params"].items():
         print(
-            f"{name:<22}{_fmt(row['mean']):>12}{_fmt(row['sd']):>12}"
-            f"{_fmt(row['hdi_low']):>14}{_fmt(row['hdi_high']):>14}"
-            f"{_fmt(row['r_hat'], '.3f'):>8}{_fmt(row['ess_bulk'], '.0f'):>8}"
+            f"{name:<22}{fmt(row['mean']):>12}{fmt(row['sd']):>12}"
+            f"{fmt(row['hdi_low']):>14}{fmt(row['hdi_high']):>14}"
+            f"{fmt(row['r_hat'], '.3f'):>8}{fmt(row['ess_bulk'], '.0f'):>8}"
         )
     diag = summary["diagnostics"]
     print(
-        f"\ndivergences: {diag['divergences']}   max R-hat: {_fmt(diag['max_r_hat'], '.3f')}   "
-        f"min bulk ESS: {_fmt(diag['min_ess_bulk'], '.0f')}"
+        f"\ndivergences: {diag['divergences']}   max R-hat: {fmt(diag['max_r_hat'], '.3f')}   "
+        f"min bulk ESS: {fmt(diag['min_ess_bulk'], '.0f')}"
     )
     for problem in diag["warnings"]:
         print(f"WARNING: {problem}")
@@ -145,7 +190,8 @@ def _cmd_laws(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
+def positive_int(text: str) -> int:
+    """Argparse type: a whole number >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -155,13 +201,25 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _prob(text: str) -> float:
+def probability(text: str) -> float:
+    """Argparse type: a probability strictly between 0 and 1."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
     if not 0 < value < 1:
         raise argparse.ArgumentTypeError(f"probability must be between 0 and 1, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """Argparse type: a positive finite number, e.g. ``1e11``."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
     return value
 
 
@@ -194,12 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--likelihood", default="normal", help="normal (default) or student_t")
     p.add_argument("--sampler", default="nutpie", help="nutpie (default), pymc or exact")
     p.add_argument(
-        "--draws", type=_positive_int, default=1000, help="draws per chain (default 1000)"
+        "--draws", type=positive_int, default=1000, help="draws per chain (default 1000)"
     )
     p.add_argument(
-        "--tune", type=_positive_int, default=1000, help="tuning steps per chain (default 1000)"
+        "--tune", type=positive_int, default=1000, help="tuning steps per chain (default 1000)"
     )
-    p.add_argument("--chains", type=_positive_int, default=4, help="number of chains (default 4)")
+    p.add_argument("--chains", type=positive_int, default=4, help="number of chains (default 4)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--prior-draws", type=int, default=0, help="also draw this many prior samples")
     prog = p.add_mutually_exclusive_group()
@@ -209,12 +267,38 @@ def build_parser() -> argparse.ArgumentParser:
     prog.add_argument(
         "--no-progress", dest="progress", action="store_false", help="hide the progress bar"
     )
+    p.add_argument(
+        "--group",
+        action="append",
+        metavar="COL",
+        help="fit hierarchically over the levels of this column (repeat to cross columns)",
+    )
+    p.add_argument(
+        "--pool",
+        action="append",
+        metavar="PARAM=MODE",
+        help="pooling of a parameter across groups: partial (default), pooled or none",
+    )
+    p.add_argument(
+        "--centred",
+        metavar="yes|no|PARAM=yes|no",
+        action="append",
+        help="force the (non-)centred form of partially pooled parameters (default: from data)",
+    )
+    p.add_argument(
+        "--offset-by",
+        metavar="COL",
+        help="constant log-loss offset per level of this column (e.g. the eval set)",
+    )
+    p.add_argument(
+        "--offset-reference", metavar="LEVEL", help="reference level of --offset-by (offset 0)"
+    )
     p.add_argument("-o", "--output", required=True, help="fit file to write (netCDF)")
     p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("summary", help="summarise a saved fit")
     p.add_argument("fit", help="fit file written by 'bayescale fit'")
-    p.add_argument("--prob", type=_prob, default=0.94, help="HDI probability (default 0.94)")
+    p.add_argument("--prob", type=probability, default=0.94, help="HDI probability (default 0.94)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_summary)
 
@@ -225,7 +309,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("laws", help="list the registered laws")
     p.set_defaults(func=_cmd_laws)
+
+    for module in _command_modules():
+        module.register(sub)
     return parser
+
+
+def _command_modules() -> list[Any]:
+    """Modules of :mod:`bayescale.commands`, each adding its subcommands via ``register(sub)``.
+
+    Questions asked of a saved fit (predict, overfit, optimal, report...) live one per module
+    there, so each concept's command sits next to nothing else and the core stays small.
+    """
+    import importlib
+    import pkgutil
+
+    from bayescale import commands
+
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
+    return [importlib.import_module(f"bayescale.commands.{n}") for n in names if n[0] != "_"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -241,29 +343,46 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BayescaleError as exc:
         if args.debug:
             raise
-        _err(f"error: {exc}")
+        err(f"error: {exc}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _err("interrupted; nothing was written")
+        err("interrupted; nothing was written")
         return 130
     except Exception as exc:
         if args.debug:
             raise
-        _err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+        err(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
         return EXIT_INTERNAL
 
 
 def _show_warning(
     message: Any, category: type, filename: str, lineno: int, file: Any = None, line: Any = None
 ) -> None:
-    _err(f"warning: {message}")
+    err(f"warning: {message}")
 
 
-def _err(text: str) -> None:
+def print_json(obj: Any) -> None:
+    """Print one JSON object to stdout (non-finite numbers become null)."""
+    print(json.dumps(_finite(obj), indent=2))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def err(text: str) -> None:
+    """Print a message line to stderr."""
     print(text, file=sys.stderr, flush=True)
 
 
-def _fmt(x: float | None, spec: str = ".4g") -> str:
+def fmt(x: float | None, spec: str = ".4g") -> str:
+    """Format a number for a table; None (a non-finite value) prints as ``nan``."""
     return "nan" if x is None else format(x, spec)
 
 
