@@ -200,8 +200,7 @@ def sample_exact(
     rng = np.random.default_rng(seed)
     flat = post.sample(chains * draws, rng)
     z = {k: v.reshape(chains, draws) for k, v in flat.items()}
-    params = law.to_params(z, data.summary.centre, np)
-    quantities = {**z, **params, **law.derived(params, np)}
+    quantities = {**z, **law.params_of(z, data.summary.centre)}
     dims = ("chain", "draw")
     coords = {"chain": np.arange(chains), "draw": np.arange(draws)}
     posterior = xr.Dataset(

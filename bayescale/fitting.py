@@ -15,7 +15,7 @@ import json
 import math
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,17 +30,18 @@ from bayescale.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from bayescale.hierarchy import Pooling, resolve_pooling
+from bayescale.hierarchy import Pooling, pilot_centring, resolve_pooling
 from bayescale.laws import DataSummary, Law, get_law
 from bayescale.models import (
     HYPER_PREFIX,
+    RUN,
     ModelData,
     Offsets,
     build_model,
+    check_discrepancy,
     check_likelihood,
     data_values,
     default_priors,
-    graph_key,
 )
 from bayescale.priors import Prior, merge_priors
 
@@ -117,11 +118,15 @@ class Diagnostics:
         chains = int(post.sizes["chain"])
         independent = post.attrs.get("inference_library") == "bayescale.conjugate"
         # Constant quantities (e.g. a fixed parameter) have undefined R-hat/ESS: ignore them.
-        varying = [v for v in post.data_vars if float(post[v].std()) > 0]
+        # Draws of a scale such as N_c overflow to inf when their exponent is near zero (a
+        # prior-dominated fit); the rank-based diagnostics are still defined, so the float
+        # overflow in the moments is silenced rather than reported.
+        with np.errstate(over="ignore", invalid="ignore"):
+            varying = [v for v in post.data_vars if float(post[v].std()) > 0]
         if not varying:
             return cls(divergences, 1.0, math.inf, math.inf, chains, independent)
         sub = post[varying]
-        with np.errstate(invalid="ignore", divide="ignore"):  # fixed elements: NaN, not noise
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             rhat = az.rhat(sub) if chains > 1 else None
             bulk = az.ess(sub, method="bulk")
             tail = az.ess(sub, method="tail")
@@ -154,11 +159,11 @@ class SamplerRequest:
     chains: int
     seed: int
     progressbar: bool
+    target_accept: float = 0.8
 
 
 SamplerFn = Callable[[SamplerRequest], "xr.DataTree"]
 _SAMPLERS: dict[str, SamplerFn] = {}
-_COMPILED: dict[tuple, Any] = {}
 
 
 def register_sampler(name: str) -> Callable[[SamplerFn], SamplerFn]:
@@ -176,28 +181,86 @@ def list_samplers() -> list[str]:
     return list(_SAMPLERS)
 
 
+#: nutpie's mass-matrix adaptation. "low_rank" (a diagonal plus low-rank correction estimated
+#: from draws and gradients) absorbs the correlations between a law's exponents, scales and
+#: irreducible loss that a diagonal one leaves to the integrator: on the 245-run Chinchilla
+#: ladder NUTS then takes ~4 leapfrog steps per draw instead of ~23 and reaches ~30x the
+#: effective samples per gradient (benchmarks/results).
+NUTPIE_ADAPTATION = "low_rank"
+#: Smallest target acceptance of a low-rank run. Its metric is one global approximation, so
+#: curved corners of small ladders need smaller steps: on a 24-run Chinchilla ladder 0.8 gave
+#: 1-9 divergences in every seed tried and 0.95 none, at ~9 instead of ~6 leapfrog steps per
+#: draw (still a third of the diagonal adaptation's ~30, with 1.5x its ESS).
+LOW_RANK_TARGET_ACCEPT = 0.95
+
+
 @register_sampler("nutpie")
 def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
-    import nutpie
+    """NUTS with nutpie, on a compiled model from the cache, started near the mode.
 
-    key = graph_key(req.law, req.data, req.priors, req.likelihood)
-    values = data_values(req.law, req.data, req.priors)
-    compiled = _COMPILED.get(key)
-    if compiled is None:
-        model = build_model(req.law, req.data, priors=req.priors, likelihood=req.likelihood)
-        compiled = nutpie.compile_pymc_model(model)
-        _COMPILED[key] = compiled
+    Pooled laws start at draws from the Laplace approximation of the penalised least-squares
+    optimum (:mod:`bayescale.start`; a variable projection for Chinchilla) and are checked
+    against it afterwards; other models start where PyMC would.
+    """
+    import nutpie
+    import pandas as pd
+
+    from bayescale.cache import compiled_model
+    from bayescale.start import check_mode, initial_point_fn, pymc_initial_point_fn, start_point
+
+    law, data = req.law, req.data
+    values = data_values(law, data, req.priors)
+    compiled = compiled_model(law, data, req.priors, req.likelihood, values)
+    n_dim = compiled.nutpie.n_dim
+    start = init = None
+    if data.pooling is None and data.offsets is None and data.run_effect is None:
+        logs = [v.name for v in compiled.free if v.transform == "log"]
+        start = start_point(law, data, req.priors, log_scale=[k for k in law.latents if k in logs])
+        init = initial_point_fn(law, compiled.free, start, req.priors, n_dim)
+    if init is not None:
+        coords: Mapping[str, Any] = {RUN: np.arange(data.n_runs)}  # a pooled model's only dim
     else:
-        compiled = compiled.with_data(**values)
-    return nutpie.sample(
-        compiled,
-        draws=req.draws,
-        tune=req.tune,
-        chains=req.chains,
-        seed=req.seed,
-        progress_bar=req.progressbar,
-        save_warmup=False,
-    )
+        model = build_model(law, data, priors=req.priors, likelihood=req.likelihood)
+        # PyMC keeps coordinate values as tuples, which nutpie cannot take.
+        coords = {k: pd.Index(list(v)) for k, v in model.coords.items()}
+        init = pymc_initial_point_fn(model, compiled.free, n_dim)
+    bound = compiled.bind(values, coords, init)
+    # Hierarchical posteriors change curvature with the population scale; there the
+    # low-rank estimate misleads the step size (on simulated 4-10 group ladders it gave
+    # 3-12 divergences and R-hat up to 1.035 where the diagonal one gave none). Pooled
+    # posteriors of weakly identified ladders can be curved the same way (40 noisy Chinchilla
+    # runs: up to 124 divergences), so a low-rank run that diverges or whose chains disagree
+    # is redone with the diagonal adaptation.
+    for adaptation in (NUTPIE_ADAPTATION, "diag") if data.pooling is None else ("diag",):
+        target = req.target_accept
+        if adaptation == "low_rank":
+            target = max(target, LOW_RANK_TARGET_ACCEPT)
+        trace = nutpie.sample(
+            bound,
+            draws=req.draws,
+            tune=req.tune,
+            chains=req.chains,
+            seed=req.seed,
+            progress_bar=req.progressbar,
+            save_warmup=False,
+            target_accept=target,
+            adaptation=adaptation,
+        )
+        health = Diagnostics.from_tree(trace)
+        if not health.divergences and (req.chains == 1 or health.max_r_hat <= RHAT_MAX):
+            break
+    trace["sample_stats"].attrs["adaptation"] = adaptation
+    if start is not None and req.likelihood == "normal":
+        stuck = check_mode(law, data, req.priors, start, trace["posterior"].to_dataset())
+        if stuck:
+            warnings.warn(
+                f"{law.name} fit: chain(s) {', '.join(map(str, stuck))} never came near the "
+                "least-squares optimum of the data: they are stuck in a worse mode; refit with "
+                "more tuning or another seed",
+                SamplingWarning,
+                stacklevel=3,
+            )
+    return trace
 
 
 @register_sampler("pymc")
@@ -212,6 +275,7 @@ def _sample_pymc(req: SamplerRequest) -> xr.DataTree:
         chains=req.chains,
         random_seed=req.seed,
         nuts_sampler="pymc",
+        target_accept=req.target_accept,
         progressbar=req.progressbar,
         compute_convergence_checks=False,
     )
@@ -296,11 +360,12 @@ class Fit:
         if pooling is not None:
             for latent, mode in pooling.modes.items():
                 if mode == "partial":
-                    stem = f"log_{latent}" if f"mu_log_{latent}" in post else latent
+                    stem = pooling.population_stem(latent, post)
                     names += [f"mu_{stem}", f"tau_{stem}"]
                     if stem != latent and latent in self.law.params:
                         names.append(f"mu_{latent}")
-        names += [v for v in ("offset", "sigma", "nu") if v in post]
+        discrepancy = ("kappa", "eta", *(f"ell_{k}" for k in self.law.inputs))
+        names += [v for v in ("offset", "sigma", "nu", *discrepancy) if v in post]
         return [n for n in dict.fromkeys(names) if n in post]
 
     @property
@@ -309,13 +374,7 @@ class Fit:
         spec = self.meta.get("pooling")
         if not spec:
             return None
-        return Pooling(
-            dim=spec["dim"],
-            labels=tuple(spec["labels"]),
-            index=np.zeros(0, dtype=int),
-            modes=dict(spec["modes"]),
-            centred=dict(spec["centred"]),
-        )
+        return Pooling.from_dict(spec)
 
     def latents(
         self, *, group: str | None = None, new_group: bool = False, seed: int = 0
@@ -374,8 +433,8 @@ class Fit:
                     "a new group from; refit with it partially pooled"
                 )
             else:
-                log_scale = f"mu_log_{k}" in post
-                stem = f"log_{k}" if log_scale else k
+                log_scale = pooling.pooled_on_log_scale(k, post)
+                stem = pooling.population_stem(k, post)
                 mu, tau = post[f"mu_{stem}"], post[f"tau_{stem}"]
                 h = mu + tau * xr.DataArray(rng.standard_normal(mu.shape), dims=mu.dims)
                 out[k] = np.exp(h) if log_scale else h
@@ -437,6 +496,66 @@ class Fit:
             log_loss = log_loss + self.posterior["offset"].sel({spec["dim"]: offset}, drop=True)
         return log_loss.transpose("chain", "draw", "point")
 
+    def fitted_log_loss(self) -> xr.DataArray:
+        """Posterior draws of the law's log loss at every fitted run, with its group and offset.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, run)``: the mean of each run's log loss under the model.
+        """
+        import xarray as xr
+
+        post, data = self.posterior, self.tree["constant_data"].to_dataset()
+        centre = self.data_summary.centre
+        u = {k: np.log(data[k]) - centre[k] for k in self.law.inputs}
+        pooling = self.pooling
+        z = {}
+        for k in self.law.latents:
+            if pooling is not None and pooling.varies(k):
+                index = _label_index(self._run_labels(self.meta["groups"]), pooling.labels)
+                z[k] = post[k].isel({pooling.dim: xr.DataArray(index, dims="run")}, drop=True)
+            else:
+                z[k] = post[k]
+        log_loss = self.law.log_loss(z, u, np)
+        spec = self.meta.get("offsets")
+        if spec:
+            index = _label_index(self._run_labels([spec["dim"]]), spec["labels"])
+            shift = post["offset"].isel({spec["dim"]: xr.DataArray(index, dims="run")}, drop=True)
+            log_loss = log_loss + shift
+        spec = self.meta.get("run_effect")
+        if spec:  # learning curves: each row carries its run's offset
+            index = _label_index(self._run_labels([spec["dim"]]), spec["labels"])
+            which = {spec["dim"]: xr.DataArray(index, dims="run")}
+            log_loss = log_loss + post["run_offset"].isel(which, drop=True)
+        return log_loss.transpose("chain", "draw", "run")
+
+    def log_likelihood(self) -> xr.DataArray:
+        """Pointwise log density of each run's observed log loss, per posterior draw.
+
+        What :func:`arviz.loo` needs; computed on demand (it has the size of the runs table
+        times the number of draws) rather than stored.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims ``(chain, draw, run)``, named ``log_loss``.
+        """
+        import xarray as xr
+        from scipy import stats
+
+        mu = self.fitted_log_loss()
+        y = self.tree["observed_data"]["log_loss"]
+        post = self.posterior
+        if self.settings.get("likelihood") == "student_t":
+            dens = xr.apply_ufunc(stats.t.logpdf, y, post["nu"], mu, post["sigma"])
+        else:
+            dens = xr.apply_ufunc(stats.norm.logpdf, y, mu, post["sigma"])
+        return dens.transpose("chain", "draw", "run").rename("log_loss")
+
+    def _run_labels(self, columns: Sequence[str]) -> np.ndarray:
+        return _group_labels(self.runs, columns)
+
     # -- summaries ---------------------------------------------------------------------------
     def summary(
         self, *, prob: float = 0.94, var_names: Sequence[str] | None = None
@@ -454,8 +573,9 @@ class Fit:
 
         _check_prob(prob)
         names = list(var_names) if var_names is not None else self.reported
-        # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning.
-        with np.errstate(invalid="ignore", divide="ignore"):
+        # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning;
+        # scales of draws with a near-zero exponent are inf (see Diagnostics.from_tree).
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             table = az.summary(
                 self.tree, var_names=names, ci_kind="hdi", ci_prob=prob, round_to="none"
             )
@@ -609,6 +729,10 @@ def fit(
     centred: bool | Mapping[str, bool] | None = None,
     offset_by: str | None = None,
     offset_reference: str | None = None,
+    target_accept: float | None = None,
+    discrepancy: str | None = None,
+    run_id: str | None = None,
+    run_noise: str = "ar1",
 ) -> Fit:
     """Fit a scaling law to a table of training runs, pooled or hierarchically over groups.
 
@@ -643,18 +767,44 @@ def fit(
         Group columns (model family, shape, dataset...). Law parameters then vary by group
         according to ``pool``. Several columns are crossed into one group label ``a/b``.
     pool : mapping, optional
-        Pooling per parameter: ``"partial"`` (default for every law parameter: group values
-        drawn from a learned population), ``"pooled"`` (one shared value) or ``"none"``
+        Pooling per parameter: ``"partial"`` (group values drawn from a learned population;
+        the default for exponents and scales), ``"pooled"`` (one shared value; the default for
+        the irreducible loss ``E``, a property of the data rather than the model) or ``"none"``
         (independent per group). Keys are latent names or the papers' names where they map to
         one latent (``alpha_N``, ``E``, ``N_c`` of single-input laws, ``A``, ``B``).
     centred : bool or mapping, optional
         Force the centred (True) or non-centred (False) form of partially pooled parameters;
-        default: chosen from the data (centred when every group has enough runs).
+        default: chosen per parameter and group from the data (see
+        :func:`bayescale.hierarchy.pilot_centring`).
     offset_by : str, optional
         Column whose levels shift the log loss by a constant (Kaplan's transfer offsets, e.g.
         the eval set); the most common level (or ``offset_reference``) is the reference.
     offset_reference : str, optional
         Reference level of ``offset_by``.
+    target_accept : float, optional
+        NUTS target acceptance rate. Default 0.8, and 0.95 for fits with groups: the
+        curvature of a hierarchical posterior changes with the population scale, and smaller
+        steps keep its narrow regions free of divergences for a modest cost. Also 0.95 with a
+        discrepancy term, whose scale trades off against ``sigma`` in the same way, and with
+        ``run_id``, whose run-offset scale has the same funnel when runs barely differ.
+    discrepancy : {None, "gp", "distance"}
+        Model-discrepancy term (see :data:`bayescale.models.DISCREPANCIES`): ``"gp"`` adds a
+        Gaussian-process residual over the log inputs, so structured misfit is not mistaken
+        for noise and bands widen away from the data; ``"distance"`` lets the scatter grow
+        with the distance from the centre of the data, ``sqrt(sigma^2 + (kappa d)^2)``.
+        Predictions use it (see :mod:`bayescale.predict`).
+    run_id : str, optional
+        Column naming the run of each row, for learning-curve tables (one row per logged
+        checkpoint). The curves are checked (:func:`bayescale.curves.load_curves`) and each
+        run gets a random offset in log loss (scale ``tau_run``, summing to zero over runs),
+        so the points of one curve are not counted as independent runs (see
+        :mod:`bayescale.curves`).
+    run_noise : {"ar1", "offset"}
+        Residual around each run's offset (with ``run_id``): ``"ar1"`` (default), an AR(1)
+        process along the run's log steps with correlation length ``ell_run`` (e-folds of
+        steps) and stationary sd ``sigma``; ``"offset"``, independent scatter ``sigma``. AR(1)
+        is the default because it is what makes bands for later steps of a run honest (see
+        :mod:`bayescale.curves`).
 
     Returns
     -------
@@ -675,6 +825,7 @@ def fit(
 
     law = get_law(law)
     likelihood = check_likelihood(likelihood)
+    discrepancy = check_discrepancy(discrepancy, likelihood)
     if sampler not in _SAMPLERS:
         raise UnknownNameError(
             f"unknown sampler {sampler!r}. " + did_you_mean(sampler, list(_SAMPLERS))
@@ -692,13 +843,32 @@ def fit(
     group_cols = [groups] if isinstance(groups, str) else list(groups)
     if offset_by is not None and offset_by in group_cols:
         raise ConfigError(f"column {offset_by!r} cannot be both a group and the offset column")
-    if sampler == "exact" and (group_cols or offset_by):
+    if sampler == "exact" and discrepancy is not None:
+        raise ConfigError(
+            "the exact sampler needs a constant scatter; use sampler='nutpie' with discrepancy"
+        )
+    if sampler == "exact" and (group_cols or offset_by or run_id):
         raise ConfigError(
             "the exact sampler fits pooled laws only; use sampler='nutpie' with groups"
         )
+    if not group_cols and (pool or centred is not None):
+        raise ConfigError("pool= and centred= need groups=; no group column was given")
     label_cols = [*group_cols, *([offset_by] if offset_by else [])]
 
-    if isinstance(runs, xr.Dataset):
+    if run_id is not None:
+        from bayescale.curves import load_curves
+
+        table = load_curves(
+            runs,
+            run_id=run_id,
+            columns=columns,
+            required=law.inputs,
+            groups=label_cols,
+            law_name=law.name,
+            compute_unit=compute_unit,
+            derive_compute=derive_compute,
+        )
+    elif isinstance(runs, xr.Dataset):
         table = runs
         absent = [c for c in (*law.inputs, "loss", *label_cols) if c not in table]
         if absent:
@@ -724,22 +894,77 @@ def fit(
         labels = _group_labels(table, group_cols)
         dim = "_".join(group_cols)
         pooling = resolve_pooling(
-            law.latents, labels, dim=dim, pool=pool, centred=centred, aliases=law.aliases
+            law.latents,
+            labels,
+            dim=dim,
+            pool=pool,
+            centred=centred,
+            aliases=law.aliases,
+            shared=law.shared,
         )
-    elif pool or centred is not None:
-        raise ConfigError("pool= and centred= need groups=; no group column was given")
     if offset_by is not None:
         offsets = Offsets.from_labels(offset_by, table[offset_by].values, offset_reference)
+    run_effect = None
+    if run_id is not None:
+        from bayescale.curves import RUN_NOISES, order_column
+        from bayescale.models import RunEffect
+
+        if run_noise not in RUN_NOISES:
+            raise ConfigError(
+                f"unknown run_noise {run_noise!r}. " + did_you_mean(run_noise, RUN_NOISES)
+            )
+        steps = table[order_column(table)].values if run_noise == "ar1" else None
+        run_effect = RunEffect.from_labels(run_id, table[run_id].values, steps=steps)
     inputs = {k: table[k].values for k in law.inputs}
-    data = ModelData.from_arrays(inputs, table["loss"].values, pooling=pooling, offsets=offsets)
+    data = ModelData.from_arrays(
+        inputs,
+        table["loss"].values,
+        pooling=pooling,
+        offsets=offsets,
+        discrepancy=discrepancy,
+        run_effect=run_effect,
+    )
     defaults = default_priors(
-        law, data.summary, likelihood=likelihood, pooling=pooling, offsets=offsets
+        law,
+        data.summary,
+        likelihood=likelihood,
+        pooling=pooling,
+        offsets=offsets,
+        discrepancy=discrepancy,
+        run_effect=run_effect,
     )
     used = merge_priors(defaults, priors, law_name=law.name)
-    req = SamplerRequest(law, data, used, likelihood, draws, tune, chains, seed, progressbar)
+    if pooling is not None and set(pooling.centred) - set(pooling.forced):
+        base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
+        chosen = pilot_centring(law.log_loss, data.u, data.log_loss, pooling, base)
+        pooling = pooling.with_centring(chosen)
+        data = replace(data, pooling=pooling)
+    if run_effect is not None:
+        from bayescale.curves import pilot_run_centring, run_projector
+
+        base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
+        run_effect = pilot_run_centring(law, data.u, data.log_loss, run_effect, base)
+        run_effect = run_projector(run_effect, inputs)
+        data = replace(data, run_effect=run_effect)
+    if target_accept is None:
+        # Two scales (noise and discrepancy) trade off near zero much as a hierarchy's do.
+        target_accept = (
+            0.95
+            if pooling is not None or discrepancy is not None or run_effect is not None
+            else 0.8
+        )
+    elif not 0 < target_accept < 1:
+        raise ConfigError(f"target_accept must be between 0 and 1, got {target_accept}")
+    req = SamplerRequest(
+        law, data, used, likelihood, draws, tune, chains, seed, progressbar, target_accept
+    )
     raw = _SAMPLERS[sampler](req)
 
     tree = _assemble(raw, law, table, data)
+    if run_effect is not None:
+        # A compiled model reused with new data keeps the run ids it was compiled with.
+        post = tree["posterior"].to_dataset()
+        tree["posterior"] = xr.DataTree(post.assign_coords({run_id: list(run_effect.labels)}))
     if prior_draws:
         tree = _add_prior(tree, law, data, used, likelihood, prior_draws, seed)
     settings = {
@@ -749,7 +974,11 @@ def fit(
         "chains": chains,
         "seed": seed,
         "likelihood": likelihood,
+        "target_accept": target_accept,
     }
+    if discrepancy is not None:
+        # With its unit of distance, so saved fits predict with the scale they were fitted.
+        settings |= {"discrepancy": discrepancy, "discrepancy_scale": data.distance_scale}
     diagnostics = Diagnostics.from_tree(tree)
     for problem in diagnostics.problems:
         warnings.warn(f"{law.name} fit: {problem}", SamplingWarning, stacklevel=2)
@@ -759,6 +988,7 @@ def fit(
         "groups": group_cols,
         "pooling": None if pooling is None else pooling.to_dict(),
         "offsets": None if offsets is None else offsets.to_dict(),
+        "run_effect": None if run_effect is None else run_effect.to_dict(),
     }
     return Fit(law, tree, used, data.summary, settings, diagnostics, meta)
 
@@ -769,6 +999,12 @@ def _group_labels(table: xr.Dataset, columns: Sequence[str]) -> np.ndarray:
     if len(values) == 1:
         return values[0]
     return np.array(["/".join(parts) for parts in zip(*values, strict=True)])
+
+
+def _label_index(values: np.ndarray, labels: Sequence[str]) -> np.ndarray:
+    """Position of each value in ``labels``."""
+    lookup = {label: i for i, label in enumerate(labels)}
+    return np.array([lookup[str(v)] for v in values], dtype=int)
 
 
 def _assemble(raw: xr.DataTree, law: Law, table: xr.Dataset, data: ModelData) -> xr.DataTree:
