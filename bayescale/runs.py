@@ -25,6 +25,7 @@ import difflib
 import importlib.resources
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -441,6 +442,126 @@ def _extra_values(series: pd.Series) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# readers for tables whose facts live in file names, labels and logged checkpoints
+
+
+def _file_fields(table: _Table, source: Any, pattern: str) -> pd.DataFrame:
+    """Add a text column per named group of ``pattern``, searched in each row's file stem."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise RunsTableError(f"bad file_pattern {pattern!r}: {err}") from None
+    if not regex.groupindex:
+        raise RunsTableError(
+            f"file_pattern {pattern!r} has no named groups; write e.g. "
+            "'(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC' so each group becomes a column"
+        )
+    frame = table.frame.copy()
+    if table.origin is not None:
+        stems = frame[_DIR_COLUMN].astype(str).to_numpy()
+    elif isinstance(source, str | os.PathLike) and Path(source).is_file():
+        stems = np.full(len(frame), Path(source).stem, dtype=object)
+    else:
+        raise RunsTableError(
+            "file_pattern reads columns from file names, so the runs must come from a file or "
+            "a directory of .csv files, not a DataFrame or bundled dataset"
+        )
+    clash = [g for g in regex.groupindex if g in frame.columns]
+    if clash:
+        raise RunsTableError(
+            f"file_pattern group {clash[0]!r} is already a column of the runs table; "
+            "rename the group"
+        )
+    fields: dict[str, list[Any]] = {g: [] for g in regex.groupindex}
+    parsed: dict[str, dict[str, Any]] = {}
+    for stem in stems:
+        if stem not in parsed:
+            match = regex.search(stem)
+            if match is None:
+                raise RunsTableError(
+                    f"file name {stem!r} does not match file_pattern {pattern!r}; every file "
+                    "must match (or move the others out of the directory)"
+                )
+            parsed[stem] = match.groupdict()
+        for g in fields:
+            fields[g].append(parsed[stem][g])
+    for g, values in fields.items():
+        frame[g] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
+
+
+def _map_values(table: _Table, value_map: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Replace the text labels of columns by numbers (e.g. a size label by a parameter count)."""
+    frame = table.frame.copy()
+    for column, mapping in value_map.items():
+        if column not in frame.columns:
+            raise _option_column_error("value_map", column, list(frame.columns))
+        lookup = {str(k): float(v) for k, v in mapping.items()}
+        labels = np.array(["" if pd.isna(v) else str(v) for v in frame[column]], dtype=object)
+        unknown = np.flatnonzero([label not in lookup for label in labels])
+        if unknown.size:
+            raise RunsTableError(
+                f"value_map for column {column!r} has no number for {labels[unknown[0]]!r} "
+                f"({_rows_text(table, unknown)}); labels mapped: {_columns_text(list(lookup))}"
+            )
+        frame[column] = np.array([lookup[label] for label in labels], dtype=np.float64)
+    return frame
+
+
+def _storable_name(column: str, taken: set[str]) -> str:
+    """Name of an extra column in the Dataset: ``/`` becomes ``.``.
+
+    W&B exports name metrics like ``eval/c4_en/loss``; netCDF and xarray's DataTree use ``/``
+    to separate groups, so such names cannot be stored in a fit file as they are.
+    """
+    name = column.replace("/", ".")
+    if name != column and name in taken:
+        raise RunsTableError(
+            f"column {column!r} would be stored as {name!r} ('/' cannot be stored), but that "
+            "name is taken; rename one of them"
+        )
+    return name
+
+
+def _option_column_error(option: str, column: str, available: Sequence[str]) -> RunsTableError:
+    close = _closest(column, available)
+    return RunsTableError(
+        f"{option} names column {column!r}, which the runs table does not have."
+        + (f" Did you mean {close!r}?" if close else "")
+        + f" Available columns: {_columns_text(available)}."
+    )
+
+
+def _keep_last_rows(table: _Table, by: Sequence[str]) -> pd.DataFrame:
+    """Keep each run's final checkpoint: the row with the largest step among rows with a loss.
+
+    Rows without a loss (evaluations logged at other steps) are skipped, unless a run has no
+    loss at all; its last row is then kept so validation names it.
+    """
+    frame = table.frame
+    for column in by:
+        if column not in frame.columns:
+            raise _option_column_error("last_per_run", column, list(frame.columns))
+    order = _as_float(table, "step") if "step" in frame.columns else np.arange(len(frame))
+    has_loss = (
+        pd.to_numeric(frame["loss"], errors="coerce").notna().to_numpy()
+        if "loss" in frame.columns
+        else np.ones(len(frame), dtype=bool)
+    )
+    runs = frame[list(by)].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    # Sort so the wanted row comes last within each run: loss present, then step, then position.
+    position = np.arange(len(frame))
+    sorted_rows = np.lexsort((position, np.nan_to_num(order, nan=-np.inf), has_loss, runs))
+    last = np.r_[runs[sorted_rows][1:] != runs[sorted_rows][:-1], True]
+    keep = np.sort(sorted_rows[last])
+    # Keep pointing messages at rows of the file a user has to open, not of the reduced table.
+    origin = table.origin or [("input", i + 1) for i in range(len(frame))]
+    table.origin = [origin[i] for i in keep]
+    table.frame = frame.iloc[keep].reset_index(drop=True)
+    return table.frame
+
+
+# --------------------------------------------------------------------------------------------
 # public entry points
 
 
@@ -454,6 +575,9 @@ def load_runs(
     groups: Sequence[str] = (),
     allow_replicates: bool = False,
     law_name: str | None = None,
+    file_pattern: str | None = None,
+    value_map: Mapping[str, Mapping[str, float]] | None = None,
+    last_per_run: Sequence[str] | str | None = None,
 ) -> xr.Dataset:
     """Load a runs table and check it.
 
@@ -484,6 +608,21 @@ def load_runs(
         default they are an error, since an accidental double export looks the same.
     law_name : str, optional
         Name of the law the table is loaded for; only used to say why a column is needed.
+    file_pattern : str, optional
+        Regular expression with named groups, searched in each file's name without its
+        extension (use ``^``/``$`` to anchor); every named group becomes a text column, so
+        facts written only in file names (model size, token multiplier, "rerun") can be mapped
+        and grouped like any column. Needs a file or directory source. Applied first.
+    value_map : mapping, optional
+        ``{column: {label: number}}``: replace a column's text labels by numbers, e.g. the
+        model-size label of a file name by its parameter count, ``{"size": {"190M":
+        190354176}}``. Applied to the source columns, before ``columns``; a label without a
+        number is an error.
+    last_per_run : str or sequence of str, optional
+        Column(s) identifying a run (e.g. ``"source_file"`` for a directory with one file per
+        run): keep one row per run, its final checkpoint, i.e. the row with the largest
+        ``step`` (the last row when there is no step column) among the rows with a loss.
+        Applied after ``columns``, so canonical or source names may be used.
 
     Returns
     -------
@@ -512,6 +651,17 @@ def load_runs(
     [1.2e+18, 1.92e+19]
     >>> runs["N"].attrs["units"]
     'parameters (non-embedding)'
+
+    A directory of W&B exports, one file per run named like ``190M-2xC.csv``, with the model
+    size only in the file name and one row per checkpoint:
+
+    >>> runs = load_runs(
+    ...     "ladder-runs/",
+    ...     file_pattern=r"^(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC",
+    ...     value_map={"size": {"190M": 190354176, "370M": 371262464}},
+    ...     columns={"N": "size", "D": "tokens", "loss": "eval/c4_en", "step": "_step"},
+    ...     last_per_run="source_file",
+    ... )  # doctest: +SKIP
     """
     factor = _compute_factor(compute_unit)
     mapping = (
@@ -528,6 +678,10 @@ def load_runs(
     frame = table.frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     table.frame = frame
+    if file_pattern is not None:
+        frame = table.frame = _file_fields(table, source, file_pattern)
+    if value_map:
+        frame = table.frame = _map_values(table, value_map)
     if len(frame) == 0:
         raise RunsTableError(f"runs table from {table.description} has no rows.")
     if len(set(frame.columns)) != len(frame.columns):
@@ -555,6 +709,11 @@ def load_runs(
     used = {c: mapping.get(c, c) for c in CANONICAL if c in frame.columns}
 
     for group in groups:
+        if "/" in group:
+            raise RunsTableError(
+                f"group column {group!r} has a '/' in its name, which fit files cannot store "
+                "(it separates groups in netCDF); copy the column to a name without '/'"
+            )
         if group in CANONICAL:
             raise RunsTableError(
                 f"group column {group!r} is a canonical numeric column; copy it to another "
@@ -567,6 +726,10 @@ def load_runs(
                 + (f" Did you mean {c!r}?" if (c := _closest(group, list(frame.columns))) else "")
             )
 
+    if last_per_run is not None:
+        canonical = {source: c for c, source in mapping.items()}
+        run_columns = [canonical.get(c, c) for c in _as_names(last_per_run)]
+        frame = _keep_last_rows(table, run_columns)
     numeric = {c: _as_float(table, c) for c in CANONICAL if c in frame.columns}
     if "C" in numeric:
         numeric["C"] = numeric["C"] * factor
@@ -637,7 +800,9 @@ def load_runs(
         data_vars[group] = xr.Variable(RUN_DIM, group_values[group])
     for column in frame.columns:
         if column not in data_vars:
-            data_vars[column] = xr.Variable(RUN_DIM, _extra_values(frame[column]))
+            data_vars[_storable_name(column, {*data_vars, *frame.columns})] = xr.Variable(
+                RUN_DIM, _extra_values(frame[column])
+            )
 
     return xr.Dataset(
         data_vars,

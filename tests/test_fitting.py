@@ -79,6 +79,7 @@ def test_round_trip_keeps_law_priors_settings(fitted, saved):
             "chains": 2,
             "seed": 3,
             "likelihood": "normal",
+            "target_accept": 0.8,
         }
     )
     assert loaded.meta == fitted.meta
