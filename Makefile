@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup run test pytest lint clean
+.PHONY: setup run test pytest lint docs clean
 
 setup:
 	@bash scripts/venv.sh
@@ -23,8 +23,11 @@ pytest: setup
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 lint: setup
-	$(BIN)/ruff check bayescale tests benchmarks data scripts
-	$(BIN)/ruff format --check bayescale tests benchmarks data scripts
+	$(BIN)/ruff check bayescale tests benchmarks data scripts docs
+	$(BIN)/ruff format --check bayescale tests benchmarks data scripts docs
+
+docs: setup
+	$(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
