@@ -14,16 +14,19 @@ than :math:`(\log N_c, \alpha)` removes the banana-shaped correlation between sc
 
 Registered laws (see :func:`get_law` and :func:`list_laws`):
 
-==============  ==========================================================================
-``power_n``     :math:`L = (N_c/N)^{\alpha_N}`                       (Kaplan 2020, eq. 1.1)
-``power_d``     :math:`L = (D_c/D)^{\alpha_D}`                       (Kaplan 2020, eq. 1.2)
-``power_c``     :math:`L = (C_c/C)^{\alpha_C}`                       (Kaplan 2020, eq. 1.3)
-``power_n_e``   :math:`L = E + (N_c/N)^{\alpha_N}`
-``power_d_e``   :math:`L = E + (D_c/D)^{\alpha_D}`
-``power_c_e``   :math:`L = E + (C_c/C)^{\alpha_C}`
-``kaplan_nd``   :math:`L = [(N_c/N)^{\alpha_N/\alpha_D} + D_c/D]^{\alpha_D}`  (Kaplan 2020, eq. 1.5)
-``chinchilla``  :math:`L = E + A/N^{\alpha} + B/D^{\beta}`             (Hoffmann 2022, eq. 2)
-==============  ==========================================================================
+=================== ==============================================================================
+``power_n``         :math:`L = (N_c/N)^{\alpha_N}`                       (Kaplan 2020, eq. 1.1)
+``power_d``         :math:`L = (D_c/D)^{\alpha_D}`                       (Kaplan 2020, eq. 1.2)
+``power_c``         :math:`L = (C_c/C)^{\alpha_C}`                       (Kaplan 2020, eq. 1.3)
+``power_n_e``       :math:`L = E + (N_c/N)^{\alpha_N}`
+``power_d_e``       :math:`L = E + (D_c/D)^{\alpha_D}`
+``power_c_e``       :math:`L = E + (C_c/C)^{\alpha_C}`
+``kaplan_nd``       :math:`L = [(N_c/N)^{\alpha_N/\alpha_D} + D_c/D]^{\alpha_D}` (Kaplan 2020, 1.5)
+``chinchilla``      :math:`L = E + A/N^{\alpha} + B/D^{\beta}`             (Hoffmann 2022, eq. 2)
+``kaplan_ns``       :math:`L = (N_c/N)^{\alpha_N} + (S_c/S)^{\alpha_S}`     (Kaplan 2020, eq. 1.6)
+``kaplan_ns_bcrit`` the same with :math:`S_{min} = S/(1 + B_{crit}(L)/B)` (eqs. 1.4, 5.4)
+``critical_batch``  :math:`L = E + (S_c/S_{min})^{\alpha_S}` at one N (eqs. 5.1-5.4)
+=================== ==============================================================================
 """
 
 from __future__ import annotations

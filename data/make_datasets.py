@@ -83,7 +83,26 @@ GROUPED_FAMILIES = {
 }
 GROUPED_SEED = 20250101
 
-DATASETS = ("kaplan_ladder", "chinchilla_ladder", "grouped_ladder")
+# Kaplan et al. 2020 learning curves, L(N, S_min) with the critical batch (their eqs. 1.4, 1.6,
+# 5.4; sec. 5): published alpha_N, N_c, alpha_S, S_c, B* (tokens) and alpha_B.
+CURVES_PARAMS = {
+    "alpha_N": 0.077,
+    "alpha_S": 0.76,
+    "alpha_B": 0.21,
+    "N_c": 6.5e13,
+    "S_c": 2.1e3,
+    "B_star": 2e8,
+}
+CURVES_SEED = 200108361 + 5  # the arXiv id, + section 5
+CURVES_N = (1e6, 1e7, 1e8, 1e9)
+# Batch sizes 2^17, 2^19 (Kaplan's default, 512 sequences of 1024 tokens) and 2^21 tokens:
+# below, near and above the critical batch (1e5-3e6 tokens at these losses), so B* and alpha_B
+# are identified.
+CURVES_BATCH = (131_072, 524_288, 2_097_152)
+CURVES_STEPS = (1e3, 2.5e5)  # Kaplan trained for 2.5e5 steps
+CURVES_POINTS = 30  # log-spaced checkpoints per run
+
+DATASETS = ("kaplan_ladder", "chinchilla_ladder", "grouped_ladder", "kaplan_curves")
 
 
 def _noisy(rng: np.random.Generator, true_loss: np.ndarray) -> np.ndarray:
@@ -246,10 +265,76 @@ def build_grouped() -> tuple[pd.DataFrame, dict]:
     return frame, meta
 
 
+def build_curves() -> tuple[pd.DataFrame, dict]:
+    """Learning curves: 4 model sizes x 3 batch sizes, 30 log-spaced checkpoints each."""
+    rng = np.random.default_rng(CURVES_SEED)
+    steps = _int_logspace(*CURVES_STEPS, CURVES_POINTS)
+    parts = []
+    for n in CURVES_N:
+        for batch in CURVES_BATCH:
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "run_id": f"N{n:.0e}-B{batch}".replace("+0", ""),
+                        "N": np.int64(n),
+                        "step": steps,
+                        "batch": np.int64(batch),
+                        "D": steps * np.int64(batch),
+                    }
+                )
+            )
+    frame = pd.concat(parts, ignore_index=True)
+    inputs = {k: frame[k].to_numpy() for k in ("N", "step", "batch")}
+    frame["loss"] = _noisy(rng, evaluate("kaplan_ns_bcrit", CURVES_PARAMS, inputs))
+    n_curves = len(CURVES_N) * len(CURVES_BATCH)
+    meta = {
+        "name": "kaplan_curves",
+        "description": (
+            f"Synthetic Kaplan-style learning curves: {n_curves} training runs (column "
+            f"'run_id'), {len(CURVES_N)} model sizes N (1e6 to 1e9 non-embedding parameters) "
+            f"x {len(CURVES_BATCH)} batch sizes (2^17, 2^19 and 2^21 tokens per step), each "
+            f"logged at the same {CURVES_POINTS} log-spaced optimizer steps from 1e3 to "
+            f"2.5e5 ({len(frame)} rows; D = step x batch tokens). Noise-free losses follow "
+            "Kaplan et al.'s L(N, S_min) = (N_c/N)^alpha_N + (S_c/S_min)^alpha_S with "
+            "S_min = S/(1 + B_crit(L)/B) and B_crit(L) = B*/L^(1/alpha_B), at their "
+            "published alpha_N = 0.077, N_c = 6.5e13, alpha_S = 0.76, S_c = 2.1e3, "
+            "B* = 2e8 tokens, alpha_B = 0.21, and are multiplied by independent log-normal "
+            f"noise with sd {NOISE_SD} in log loss. Fit with the 'kaplan_ns_bcrit' law and "
+            "run_id='run_id' (bayescale.curves)."
+        ),
+        "law": "kaplan_ns_bcrit",
+        "params": dict(CURVES_PARAMS),
+        "design": {
+            "N": list(CURVES_N),
+            "batch": list(CURVES_BATCH),
+            "steps": steps.tolist(),
+        },
+        "run_id_column": "run_id",
+        "n_curves": n_curves,
+        "n_runs": len(frame),
+        "noise_sd_log_loss": NOISE_SD,
+        "seed": CURVES_SEED,
+        "generator": GENERATOR,
+        "reference": (
+            "Kaplan et al. 2020, 'Scaling Laws for Neural Language Models', arXiv:2001.08361, "
+            "eqs. 1.4, 1.6 and 5.4 (sec. 5)"
+        ),
+        "units": {
+            "N": "parameters (non-embedding)",
+            "step": "optimizer steps",
+            "batch": "tokens per step",
+            "D": "tokens",
+            "loss": "nats/token",
+        },
+    }
+    return frame, meta
+
+
 _BUILDERS = {
     "kaplan_ladder": build_kaplan,
     "chinchilla_ladder": build_chinchilla,
     "grouped_ladder": build_grouped,
+    "kaplan_curves": build_curves,
 }
 
 

@@ -27,6 +27,10 @@ RANGES: dict[str, tuple[float, float]] = {
     "N": (1e6, 1e10),
     "D": (1e8, 1e12),
     "C": (1e17, 1e22),
+    # Learning curves: steps past warmup to the end of long runs, and batch sizes from far
+    # below to far above the critical batch (Kaplan: B_crit ~ 1e5-1e7 tokens at 2-5 nats).
+    "step": (1e3, 3e5),
+    "batch": (1e4, 1e7),
 }
 #: Chinchilla's fit (Hoffmann 2022, Approach 3) used models from 44M parameters up.
 CHINCHILLA_N_RANGE = (4e7, 1e10)
@@ -44,6 +48,19 @@ TRUE_PARAMS: dict[str, dict[str, float]] = {
     "power_c_e": {"E": 1.7, "alpha_C": 0.3, "C_c": 4e18},
     "kaplan_nd": {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13},
     "chinchilla": {"E": 1.69, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28},
+    # Learning curves: Kaplan 2020 sec. 5 (alpha_N 0.077, N_c 6.5e13, alpha_S 0.76, S_c 2.1e3,
+    # B* 2e8 tokens, alpha_B 0.21). critical_batch is one model size: E = (N_c/N)^alpha_N at
+    # N = 1e8, 2.80 nats.
+    "kaplan_ns": {"alpha_N": 0.077, "alpha_S": 0.76, "N_c": 6.5e13, "S_c": 2.1e3},
+    "kaplan_ns_bcrit": {
+        "alpha_N": 0.077,
+        "alpha_S": 0.76,
+        "alpha_B": 0.21,
+        "N_c": 6.5e13,
+        "S_c": 2.1e3,
+        "B_star": 2e8,
+    },
+    "critical_batch": {"E": 2.8, "alpha_S": 0.76, "alpha_B": 0.21, "S_c": 2.1e3, "B_star": 2e8},
 }
 
 

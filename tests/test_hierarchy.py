@@ -69,7 +69,7 @@ def well():
 
 
 def test_well_determined_groups_are_centred_and_recovered(well):
-    runs, truth, fit = well
+    _, truth, fit = well
     assert all(all(flags) for flags in fit.pooling.centred.values())
     assert_clean(fit)
     s = fit.summary()
@@ -157,7 +157,7 @@ def sparse():
 
 
 def test_sparse_groups_are_non_centred_and_recovered(sparse):
-    runs, truth, fit = sparse
+    _, truth, fit = sparse
     assert fit.pooling.modes["log_E"] == "pooled"  # the law's default: E is shared
     assert not any(any(flags) for flags in fit.pooling.centred.values())
     assert_clean(fit)

@@ -33,7 +33,7 @@ SEED = 11
 HARD = {"power_n_e", "power_d_e", "power_c_e", "chinchilla"}
 
 #: Paper parameters that are scales (positive, spanning decades): compared in log space.
-SCALES = {"N_c", "D_c", "C_c", "A", "B", "E"}
+SCALES = {"N_c", "D_c", "C_c", "A", "B", "E", "S_c", "B_star"}
 
 
 def _prior_interval(fitted: bs.Fit, name: str, *, prob: float = 0.94) -> tuple[float, float]:
@@ -168,6 +168,24 @@ def test_centred_log_loss_matches_evaluate(law_name):
     )
 
 
+def _loss_with_bcrit(floor, p, x):
+    """Solve Kaplan's L = floor + (S_c/S_min)^alpha_S, S_min = S/(1 + B*/(B L^(1/alpha_B))).
+
+    Bracketed root finding per point (scipy's brentq), independent of the package's Newton
+    iteration in log space.
+    """
+    from scipy.optimize import brentq
+
+    def excess(loss, a, s, b):
+        s_min = s / (1 + p["B_star"] / (b * loss ** (1 / p["alpha_B"])))
+        return loss - a - (p["S_c"] / s_min) ** p["alpha_S"]
+
+    points = zip(
+        *(a.ravel() for a in np.broadcast_arrays(floor, x["step"], x["batch"])), strict=True
+    )
+    return np.array([brentq(excess, a, 1e4, args=(a, s, b)) for a, s, b in points])
+
+
 #: Each paper's formula, written out directly (not through the package's log-space code).
 ORACLE = {
     "power_n": lambda p, x: (p["N_c"] / x["N"]) ** p["alpha_N"],
@@ -182,6 +200,11 @@ ORACLE = {
     "chinchilla": lambda p, x: (
         p["E"] + p["A"] / x["N"] ** p["alpha"] + p["B"] / x["D"] ** p["beta"]
     ),
+    "kaplan_ns": lambda p, x: (
+        (p["N_c"] / x["N"]) ** p["alpha_N"] + (p["S_c"] / x["step"]) ** p["alpha_S"]
+    ),
+    "kaplan_ns_bcrit": lambda p, x: _loss_with_bcrit((p["N_c"] / x["N"]) ** p["alpha_N"], p, x),
+    "critical_batch": lambda p, x: _loss_with_bcrit(p["E"], p, x),
 }
 
 #: A few hand-picked points per input (canonical units), spanning the design ranges and beyond.
@@ -189,6 +212,8 @@ POINTS = {
     "N": np.array([1e6, 3.3e7, 1e9, 7e10, 1e12]),
     "D": np.array([1e8, 2e9, 3e10, 1e12, 1e13]),
     "C": np.array([1e17, 5e18, 1e20, 3e22, 1e24]),
+    "step": np.array([1e2, 2e3, 3e4, 5e5, 1e7]),
+    "batch": np.array([1e3, 3e5, 2e6, 1e7, 1e9]),
 }
 
 
