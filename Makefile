@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: setup run test pytest lint figures docs clean
+.PHONY: setup run test pytest lint bench figures docs clean
 
 setup:
 	@bash scripts/venv.sh
@@ -30,6 +30,9 @@ pytest: setup
 lint: setup
 	$(BIN)/ruff check bayescale tests benchmarks data scripts docs
 	$(BIN)/ruff format --check bayescale tests benchmarks data scripts docs
+
+bench: setup
+	$(BIN)/python benchmarks/run_all.py
 
 figures: setup
 	$(BIN)/python scripts/make_figures.py

@@ -4,6 +4,9 @@ Fit power laws (Kaplan 2020, Chinchilla 2022) to ladders of training runs and ge
 predictive bands for extrapolation, and diagnostics, instead of single least-squares curves.
 
 Heavy dependencies (PyMC, ArviZ) are imported lazily so that ``import bayescale`` is fast.
+Functions named like their module (``predict``, ``overfit``, ``optimal``, ``compare``,
+``design``, ``backtest``) are imported from it, e.g. ``from bayescale.optimal import optimal``:
+importing a submodule binds its name on the package, so a same-named export would be shadowed.
 """
 
 from __future__ import annotations
@@ -26,14 +29,8 @@ _EXPORTS = {
     "Prior": "bayescale.priors",
     "load_runs": "bayescale.runs",
     "list_datasets": "bayescale.runs",
-    "predict": "bayescale.predict",
-    "backtest": "bayescale.backtest",
     "lack_of_fit": "bayescale.backtest",
-    "overfit": "bayescale.overfit",
-    "optimal": "bayescale.optimal",
     "compute_frontier": "bayescale.optimal",
-    "compare": "bayescale.compare",
-    "design": "bayescale.design",
     "runs_needed": "bayescale.design",
     "plan": "bayescale.design",
     "reference_priors": "bayescale.reference",

@@ -166,7 +166,7 @@ def test_plot_groups_artists_and_label_as_text():
     fig = plots.plot_groups(fit)
     (ax,) = fig.axes
     texts = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert EVIL in texts and "new group mean" in texts
+    assert EVIL in texts and "new group median" in texts
     # One law line and one set of runs per group, plus the new-group mean.
     assert len(ax.lines) == 2 * len(fit.pooling.labels) + 1
 

@@ -139,7 +139,10 @@ def test_latents_params_round_trip(law_name):
     priors = law.default_priors(summary)
     z = {k: priors[k].scipy().rvs(size=200, random_state=rng) for k in law.latents}
     # Keep exponents away from 0, where scales overflow: that is the prior's tail, not a bug.
-    ok = np.all([np.abs(z[k]) > 0.02 for k in law.latents if k.startswith(("alpha", "beta"))], 0)
+    ok = np.ones(len(z[law.latents[0]]), dtype=bool)
+    for k in law.latents:
+        if k.startswith(("alpha", "beta")):
+            ok &= np.abs(z[k]) > 0.02
     z = {k: v[ok] for k, v in z.items()}
     assert ok.sum() > 100
 
