@@ -271,14 +271,22 @@ def case_growth(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
-def case_exact(quick: bool) -> list[dict[str, Any]]:
-    """Exact conjugate path vs NUTS (warm nutpie, PyMC's own) for power_n on 245 runs."""
+def case_exact(quick: bool, repeats: int = 3) -> list[dict[str, Any]]:
+    """Exact conjugate path vs NUTS (warm nutpie, PyMC's own) for power_n on 245 runs.
+
+    Each variant's time is the best of ``repeats`` fits: the exact path takes milliseconds,
+    which one busy moment of a shared machine would otherwise swamp.
+    """
     runs = ladder("power_n", 245)
     bs.fit(runs, "power_n", seed=SEED)  # compile once: the comparison is of warm fits
     rows = []
     for sampler in ("exact", "nutpie", "pymc"):
         with quiet():
-            wall, fit = timed(lambda s=sampler: bs.fit(runs, "power_n", sampler=s, seed=SEED))
+            fits = [
+                timed(lambda s=sampler: bs.fit(runs, "power_n", sampler=s, seed=SEED))
+                for _ in range(repeats)
+            ]
+        wall, fit = min(fits, key=lambda pair: pair[0])
         bulk, tail = min_ess(fit.posterior, paper_names("power_n"))
         rows.append(
             record(
@@ -410,7 +418,7 @@ COLUMNS = (
     ("law", "law", "{}"),
     ("n_rows", "rows", "{:,}"),
     ("compile_s", "compile s", "{:.2f}"),
-    ("wall_s", "wall s", "{:.2f}"),
+    ("wall_s", "wall s", "{:.3g}"),
     ("cpu_s", "CPU s", "{:.2f}"),
     ("growth", "CPU growth", "{:.1f}x"),
     ("min_ess_bulk", "min ESS", "{:.0f}"),
