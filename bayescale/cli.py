@@ -22,6 +22,7 @@ __all__ = [
     "build_parser",
     "err",
     "fmt",
+    "law_option",
     "main",
     "positive_float",
     "positive_int",
@@ -36,18 +37,22 @@ EXIT_INTERNAL = 1
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
+def law_option(runs: str, law: str | None) -> str:
+    """Return ``--law``, or the law a bundled dataset named by ``runs`` was made for."""
+    from bayescale.runs import dataset_info, list_datasets
+
+    if law is not None:
+        return law
+    if runs in list_datasets():
+        return dataset_info(runs)["law"]
+    raise ConfigError("--law is required (e.g. --law chinchilla); see 'bayescale laws'")
+
+
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.fitting import fit
     from bayescale.laws import get_law
-    from bayescale.runs import dataset_info, list_datasets
 
-    law = args.law
-    if law is None:
-        if args.runs in list_datasets():
-            law = dataset_info(args.runs)["law"]
-        else:
-            raise ConfigError("--law is required (e.g. --law chinchilla); see 'bayescale laws'")
-    law = get_law(law)
+    law = get_law(law_option(args.runs, args.law))
     out = Path(args.output)
     if not out.parent.exists():
         raise ConfigError(

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bayescale.cli import err, fmt, positive_int, print_json, probability
+from bayescale.cli import err, fmt, law_option, positive_int, print_json, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -75,14 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale backtest``."""
     from bayescale.backtest import backtest
-    from bayescale.errors import ConfigError
-    from bayescale.runs import dataset_info, list_datasets
 
-    law = args.law
-    if law is None:
-        if args.runs not in list_datasets():
-            raise ConfigError("--law is required (e.g. --law chinchilla); see 'bayescale laws'")
-        law = dataset_info(args.runs)["law"]
+    law = law_option(args.runs, args.law)
     err(
         f"backtest of {law} on {args.runs}: holding out the {args.holdout_top} largest by {args.by}"
     )
