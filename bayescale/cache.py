@@ -242,8 +242,9 @@ class _NativeFunction:
 def _compile(
     law: Law, data: ModelData, priors: Mapping[str, Prior], likelihood: str, key: str
 ) -> tuple[CompiledModel, dict[str, Any]]:
-    import nutpie
+    from bayescale._nutpie import import_nutpie
 
+    nutpie = import_nutpie()
     model = build_model(law, data, priors=priors, likelihood=likelihood)
     compiled = nutpie.compile_pymc_model(model)
     free = free_vars(model)
@@ -317,6 +318,10 @@ def _rebuild(entry: dict[str, Any], values: Mapping[str, Any]) -> CompiledModel:
     """Link the saved object code and wrap it as a nutpie model bound to ``values``."""
     from numba.core.registry import cpu_target
     from numba.core.runtime import rtsys
+
+    from bayescale._nutpie import import_nutpie
+
+    import_nutpie()
     from nutpie.compile_pymc import CompiledPyMCModel, update_user_data
 
     context = cpu_target.target_context  # creating it registers numba's C helpers and libm

@@ -123,17 +123,20 @@ def _yes_no(text: str, option: str) -> bool:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from bayescale.fitting import load_fit
+    from bayescale._startup import defer_dask_probes
+    from bayescale.fitting import load_fit, stored_summary
 
-    result = load_fit(args.fit)
-    summary = result.summary_dict(prob=args.prob)
+    summary = stored_summary(args.fit, args.prob)
+    if summary is None:
+        defer_dask_probes()
+        summary = load_fit(args.fit).summary_dict(prob=args.prob)
     if args.json:
         print(json.dumps(summary, indent=2))
         return 0
-    print(f"law: {result.law.name}   {result.law.formula}")
+    print(f"law: {summary['law']}   {summary['formula']}")
     print(
-        f"runs: {summary['n_runs']}   sampler: {result.settings.get('sampler')}   "
-        f"draws: {result.settings.get('chains')} x {result.settings.get('draws')}"
+        f"runs: {summary['n_runs']}   sampler: {summary['sampler']}   "
+        f"draws: {summary['chains']} x {summary['draws']}"
     )
     pct = f"{args.prob:.0%}"
     header = (
@@ -340,9 +343,13 @@ def _command_modules() -> list[Any]:
 # --------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input, 1 internal error)."""
+    from bayescale._startup import defer_dask_probes
+
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.showwarning = _show_warning
+    if args.func is not _cmd_summary:  # which reads a stored summary without xarray
+        defer_dask_probes()
     try:
         return int(args.func(args))
     except BayescaleError as exc:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["Diagnostics", "Fit", "fit", "list_samplers", "load_fit"]
 
 FORMAT_VERSION = 1
+#: Probability of the HDI in the summary stored with a saved fit.
+SUMMARY_PROB = 0.94
 #: R-hat above this is reported (Vehtari et al. 2021 recommend 1.01).
 RHAT_MAX = 1.01
 #: Bulk/tail ESS below this many draws per chain is reported (Vehtari et al. 2021: 100 per chain).
@@ -108,7 +110,7 @@ class Diagnostics:
     @classmethod
     def from_tree(cls, tree: xr.DataTree) -> Diagnostics:
         """Compute diagnostics from a DataTree with ``posterior`` (and ``sample_stats``)."""
-        import arviz as az
+        from bayescale import diagnostics
 
         post = tree["posterior"].to_dataset()
         stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
@@ -130,19 +132,20 @@ class Diagnostics:
             varying = [v for v in post.data_vars if float(post[v].std()) > 0]
         if not varying:
             return cls(divergences, 1.0, math.inf, math.inf, chains, independent)
-        sub = post[varying]
+        draws = [post[v].transpose("chain", "draw", ...).to_numpy() for v in varying]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            rhat = az.rhat(sub) if chains > 1 else None
-            bulk = az.ess(sub, method="bulk")
-            tail = az.ess(sub, method="tail")
-        max_rhat = (
-            float(np.nanmax([float(rhat[v].max()) for v in varying])) if rhat is not None else 1.0
-        )
+            rhat = [diagnostics.rhat(x) for x in draws] if chains > 1 else None
+            bulk = [diagnostics.ess_bulk(x) for x in draws]
+            tail = [diagnostics.ess_tail(x) for x in draws]
+
+        def extreme(values: list[np.ndarray], pick: Callable[..., Any]) -> float:
+            return float(pick(np.concatenate([np.ravel(v) for v in values])))
+
         return cls(
             divergences=divergences,
-            max_r_hat=max_rhat,
-            min_ess_bulk=float(np.nanmin([float(bulk[v].min()) for v in varying])),
-            min_ess_tail=float(np.nanmin([float(tail[v].min()) for v in varying])),
+            max_r_hat=extreme(rhat, np.nanmax) if rhat is not None else 1.0,
+            min_ess_bulk=extreme(bulk, np.nanmin),
+            min_ess_tail=extreme(tail, np.nanmin),
             chains=chains,
             independent=independent,
         )
@@ -207,9 +210,9 @@ def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
     optimum (:mod:`bayescale.start`; a variable projection for Chinchilla) and are checked
     against it afterwards; other models start where PyMC would.
     """
-    import nutpie
     import pandas as pd
 
+    from bayescale import _nutpie
     from bayescale.cache import compiled_model
     from bayescale.start import check_mode, initial_point_fn, pymc_initial_point_fn, start_point
 
@@ -241,14 +244,13 @@ def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
         target = req.target_accept
         if adaptation == "low_rank":
             target = max(target, LOW_RANK_TARGET_ACCEPT)
-        trace = nutpie.sample(
+        trace = _nutpie.sample(
             bound,
             draws=req.draws,
             tune=req.tune,
             chains=req.chains,
             seed=req.seed,
             progress_bar=req.progressbar,
-            save_warmup=False,
             target_accept=target,
             adaptation=adaptation,
         )
@@ -579,16 +581,14 @@ class Fit:
         var_names : sequence of str, optional
             Quantities to include (default: :attr:`reported`).
         """
-        import arviz as az
+        from bayescale.diagnostics import summary_table
 
         _check_prob(prob)
         names = list(var_names) if var_names is not None else self.reported
         # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning;
         # scales of draws with a near-zero exponent are inf (see Diagnostics.from_tree).
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            table = az.summary(
-                self.tree, var_names=names, ci_kind="hdi", ci_prob=prob, round_to="none"
-            )
+            table = summary_table(self.tree["posterior"], var_names=names, prob=prob)
         pct = _pct(prob)
         return table.rename(columns={f"hdi{pct}_lb": "hdi_low", f"hdi{pct}_ub": "hdi_high"})
 
@@ -600,7 +600,11 @@ class Fit:
         d = self.diagnostics
         return {
             "law": self.law.name,
+            "formula": self.law.formula,
             "n_runs": self.n_runs,
+            "sampler": self.settings.get("sampler"),
+            "chains": self.settings.get("chains"),
+            "draws": self.settings.get("draws"),
             "prob": prob,
             "params": params,
             "diagnostics": {
@@ -638,6 +642,8 @@ class Fit:
             "data_summary": json.dumps(self.data_summary.to_dict()),
             "settings": json.dumps(self.settings),
             "meta": json.dumps(self.meta),
+            # Read by `bayescale summary` without loading the posterior (see stored_summary).
+            "summary": json.dumps(self.summary_dict(prob=SUMMARY_PROB)),
         }
         if not path.parent.exists():
             raise FitFileError(
@@ -651,6 +657,31 @@ class Fit:
     def load(cls, path: str | Path) -> Fit:
         """Read a fit written by :meth:`save`; raise :class:`FitFileError` if it is not one."""
         return load_fit(path)
+
+
+def stored_summary(path: str | Path, prob: float = SUMMARY_PROB) -> dict[str, Any] | None:
+    """Read the summary saved with a fit (:meth:`Fit.summary_dict`) without loading the fit.
+
+    A command-line ``bayescale summary`` of a fresh fit then reads one attribute instead of
+    importing xarray and reading every draw. Returns None when the file has no stored summary
+    for ``prob`` or is not a readable, complete bayescale fit of this format:
+    :func:`load_fit` then reads it (and reports what is wrong with it).
+    """
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            attrs = handle.attrs
+            if not {"posterior", "runs"} <= set(handle.keys()):
+                return None
+            if int(np.ravel(attrs["bayescale_format"])[0]) > FORMAT_VERSION:
+                return None
+            summary = json.loads(attrs["summary"])
+    except Exception:  # any problem: the full reader explains it
+        return None
+    if not isinstance(summary, dict) or summary.get("prob") != prob:
+        return None
+    return summary
 
 
 def load_fit(path: str | Path) -> Fit:

@@ -14,6 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 from bayescale.errors import ConfigError, did_you_mean
@@ -123,6 +124,31 @@ class Prior:
         params: dict[str, Any] = {**self.params, **kwargs}
         return getattr(pm, self.dist)(name, dims=dims, **params)
 
+    def ppf(self, q: Any) -> Any:
+        """Quantiles of the prior at probabilities ``q`` (array-like in (0, 1)).
+
+        Closed forms for the families bayescale's default priors use, so that starting a fit
+        does not import :mod:`scipy.stats` (a third of a second of a command-line fit);
+        other families go through :meth:`scipy`.
+        """
+        import numpy as np
+
+        z = np.vectorize(_STANDARD_NORMAL.inv_cdf, otypes=[float])
+        q = np.asarray(q, dtype=float)
+        p = self.params
+        match self.dist:
+            case "Normal":
+                return p["mu"] + p["sigma"] * z(q)
+            case "LogNormal":
+                return np.exp(p["mu"] + p["sigma"] * z(q))
+            case "HalfNormal":
+                return p["sigma"] * z((1.0 + q) / 2.0)
+            case "Exponential":
+                return -np.log1p(-q) / p["lam"]
+            case "Uniform":
+                return p["lower"] + q * (p["upper"] - p["lower"])
+        return self.scipy().ppf(q)
+
     def scipy(self) -> Any:
         """Return the equivalent frozen :mod:`scipy.stats` distribution."""
         from scipy import stats
@@ -148,6 +174,9 @@ class Prior:
             case "Beta":
                 return stats.beta(p["alpha"], p["beta"])
         raise AssertionError(self.dist)  # pragma: no cover - guarded in __init__
+
+
+_STANDARD_NORMAL = NormalDist()
 
 
 class _FoldedT:

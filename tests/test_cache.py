@@ -24,9 +24,10 @@ from bayescale import cache
 from bayescale.laws import get_law
 from bayescale.models import ModelData, data_values, default_priors
 from bayescale.priors import Prior
+from bayescale.start import initial_point_fn, start_point
 
 LAW = "chinchilla"
-SETTINGS = {"draws": 500, "tune": 500, "chains": 2, "seed": 11}
+SETTINGS = {"draws": 1000, "tune": 1000, "chains": 2, "seed": 11}
 
 #: Run in a fresh interpreter: fit the same table from the cache, refusing to compile.
 CHILD = """
@@ -115,6 +116,151 @@ def test_same_graph_other_data_reuses_the_model(cache_env, monkeypatch):
     alpha = f.posterior["alpha"]
     assert abs(float(alpha.mean()) - 0.34) < 4 * float(alpha.std())
     assert f.diagnostics.divergences == 0
+
+
+# --------------------------------------------------------------------------------------------
+# Command-line cold start: a fresh process imports only what sampling from the cache needs
+# --------------------------------------------------------------------------------------------
+#: Runs the CLI in a fresh interpreter, then reports which heavy packages it imported.
+CLI_CHILD = """
+import json, sys
+from bayescale.cli import main
+code = main(sys.argv[2:])
+heavy = {"arviz", "arviz_base", "arviz_stats", "arviz_plots", "matplotlib", "pymc", "pytensor",
+         "dask", "distributed", "scipy.stats", "scipy.optimize"}
+with open(sys.argv[1], "w") as handle:
+    json.dump({"code": code, "imported": sorted(heavy & set(sys.modules))}, handle)
+"""
+
+
+def _cli_child(tmp_path, env_dir, *argv):
+    report = tmp_path / "modules.json"
+    child = subprocess.run(
+        [sys.executable, "-c", CLI_CHILD, str(report), *argv],
+        env={**_environ(), cache.CACHE_ENV: str(env_dir)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    return json.loads(report.read_text()), child.stdout
+
+
+def test_cli_fit_and_summary_from_the_cache_import_no_heavy_package(cache_env, tmp_path):
+    """What makes `bayescale fit` + `summary` fast from fresh processes, and still right:
+    no PyMC, PyTensor, ArviZ, Matplotlib, Dask or SciPy statistics/optimisers are imported,
+    the draws are those of the in-process fit, and the stored summary is the full one."""
+    table, out = tmp_path / "runs.csv", tmp_path / "fit.nc"
+    cache_env["runs"].to_csv(table, index=False)
+    options = [f"--{k}={v}" for k, v in SETTINGS.items()]
+    fitted, _ = _cli_child(
+        tmp_path, cache_env["dir"], "fit", str(table), "--law", LAW, "-o", str(out), *options
+    )
+    assert fitted == {"code": 0, "imported": []}
+    summarised, text = _cli_child(tmp_path, cache_env["dir"], "summary", str(out), "--json")
+    assert summarised == {"code": 0, "imported": []}
+    loaded = bs.load_fit(out)
+    np.testing.assert_array_equal(
+        loaded.posterior["alpha"].values, cache_env["first"].posterior["alpha"].values
+    )
+    # The stored summary is what the full reader computes from the draws.
+    assert json.loads(text) == json.loads(json.dumps(loaded.summary_dict()))
+
+
+def test_summary_falls_back_to_the_draws_for_another_probability(cache_env, tmp_path):
+    from bayescale.fitting import stored_summary
+
+    path = cache_env["first"].save(tmp_path / "fit.nc")
+    assert stored_summary(path)["params"] == cache_env["first"].summary_dict()["params"]
+    assert stored_summary(path, prob=0.9) is None
+    assert stored_summary(tmp_path / "missing.nc") is None
+    (tmp_path / "junk.nc").write_bytes(b"not hdf5")
+    assert stored_summary(tmp_path / "junk.nc") is None
+
+
+def test_raw_trace_conversion_matches_nutpies_own(cache_env):
+    """bayescale converts nutpie's Arrow trace itself (no ArviZ): same numbers as nutpie's."""
+    import pandas as pd
+    from nutpie.sample import _arrow_to_arviz
+
+    from bayescale import _nutpie
+
+    law = get_law(LAW)
+    runs = cache_env["runs"]
+    data = ModelData.from_arrays({k: runs[k].to_numpy() for k in law.inputs}, runs["loss"])
+    priors = default_priors(law, data.summary)
+    values = data_values(law, data, priors)
+    compiled = cache.compiled_model(law, data, priors, "normal", values)
+    logs = [v.name for v in compiled.free if v.transform == "log"]
+    start = start_point(law, data, priors, log_scale=[k for k in law.latents if k in logs])
+    init = initial_point_fn(law, compiled.free, start, priors, compiled.nutpie.n_dim)
+    model = compiled.bind(values, {"run": np.arange(data.n_runs)}, init)
+    raw = _nutpie.import_nutpie().sample(
+        model,
+        draws=60,
+        tune=60,
+        chains=2,
+        seed=3,
+        progress_bar=False,
+        save_warmup=False,
+        return_raw_trace=True,
+    )
+    draws, stats = raw.get_arrow_trace()
+    ours = _nutpie.to_tree(
+        draws, stats, coords=model.coords, reparameterized=set(model.reparameterized_names)
+    )
+    theirs = _arrow_to_arviz(
+        draws,
+        stats,
+        reparameterized_names=model.reparameterized_names,
+        coords={k: pd.Index(v) for k, v in model.coords.items()},
+        save_warmup=False,
+    )
+    post, ref = ours["posterior"].to_dataset(), theirs["posterior"].to_dataset()
+    assert set(post.data_vars) == set(ref.data_vars)
+    assert post.sizes == ref.sizes
+    for name in ref.data_vars:
+        assert post[name].dims == ref[name].dims
+        np.testing.assert_array_equal(post[name].values, ref[name].values)
+    stat, ref_stat = ours["sample_stats"].to_dataset(), theirs["sample_stats"].to_dataset()
+    for name in ("diverging", "energy", "step_size", "depth", "n_steps", "logp"):
+        np.testing.assert_array_equal(stat[name].values, ref_stat[name].values)
+
+
+def test_nutpie_is_imported_without_arviz_and_arviz_still_works():
+    code = (
+        "import sys\n"
+        "from bayescale._nutpie import import_nutpie\n"
+        "nutpie = import_nutpie()\n"
+        "assert 'arviz' not in sys.modules, 'arviz imported'\n"
+        "s = sys.modules['nutpie.sample']\n"
+        "assert callable(s.arviz.from_dict)  # the stand-in hands over to the real ArviZ\n"
+        "import arviz\n"
+        "assert s.arviz.from_dict is arviz.from_dict and type(arviz).__name__ == 'module'\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
+
+
+def test_deferred_dask_probes_hand_over_once_dask_is_imported(tmp_path):
+    code = (
+        "import sys\n"
+        "import numpy as np, xarray as xr\n"
+        "from bayescale._startup import defer_dask_probes\n"
+        "assert defer_dask_probes()\n"
+        "ds = xr.Dataset({'x': ('i', np.arange(4.0))}, coords={'i': np.arange(4)})\n"
+        f"ds.to_netcdf({str(tmp_path / 'a.nc')!r}, engine='h5netcdf')\n"
+        "assert 'dask' not in sys.modules, 'dask imported'\n"
+        "import dask.array as da\n"
+        "lazy = xr.DataArray(da.arange(6.0, chunks=3), dims='j')\n"
+        "assert lazy.chunks == ((3, 3),) and not isinstance(lazy.data, np.ndarray)\n"
+        "assert float((lazy * 2).sum().compute()) == 30.0\n"
+        f"lazy.to_dataset(name='y').to_netcdf({str(tmp_path / 'b.nc')!r}, engine='h5netcdf')\n"
+        f"back = xr.open_dataset({str(tmp_path / 'b.nc')!r}, engine='h5netcdf', chunks={{}})\n"
+        "assert back['y'].chunks is not None and float(back['y'].sum()) == 15.0\n"
+    )
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert child.returncode == 0, child.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------------------------

@@ -241,3 +241,11 @@ def test_merge_priors_unknown_name():
     defaults = {"alpha_N": Prior("Normal", mu=0.1, sigma=0.1)}
     with pytest.raises(UnknownNameError, match=r"no parameter 'alpha_n'.*Did you mean 'alpha_N'"):
         merge_priors(defaults, {"alpha_n": Prior("Normal", mu=0.0, sigma=1.0)}, law_name="power_n")
+
+
+@pytest.mark.parametrize("dist", list(EXAMPLES))
+def test_ppf_matches_scipy(dist):
+    """The closed-form quantiles (used to start fits without SciPy) are SciPy's quantiles."""
+    prior, _ = EXAMPLES[dist]
+    q = np.array([1e-6, 0.02, 0.158655, 0.5, 0.841345, 0.99, 1 - 1e-9])
+    np.testing.assert_allclose(prior.ppf(q), prior.scipy().ppf(q), rtol=1e-9, atol=1e-12)

@@ -19,6 +19,7 @@ from bayescale.start import (
     chinchilla_projection,
     free_vars,
     initial_point_fn,
+    levenberg_marquardt,
     start_point,
 )
 
@@ -102,6 +103,31 @@ def test_start_of_laws_without_a_guess_fits_the_data(law_name):
     data = _data(runs, law)
     start = start_point(law, data, default_priors(law, data.summary))
     assert start.sigma < 0.015  # close to the 1 % noise: the optimiser reached the data
+
+
+@pytest.mark.parametrize(
+    ("law_name", "seed"), [("chinchilla", 1), ("chinchilla", 2), ("kaplan_nd", 3), ("power_c_e", 4)]
+)
+def test_levenberg_marquardt_reaches_minpacks_optimum(law_name, seed):
+    """The start's own optimiser finds the minimum MINPACK finds, from a poor start."""
+    from scipy.optimize import least_squares
+
+    law = get_law(law_name)
+    data = _data(simulate_law(law_name, n_runs=40, noise_sd=0.02, seed=seed), law)
+    names = list(law.latents)
+
+    def residuals(theta):
+        with np.errstate(all="ignore"):
+            r = law.log_loss(dict(zip(names, theta, strict=True)), data.u, np) - data.log_loss
+        # A weak ridge keeps the problem well posed where the data leave a direction flat.
+        return np.concatenate([np.where(np.isfinite(r), r, 1e3), 1e-3 * theta])
+
+    theta0 = np.array([0.3 if "alpha" in k or "beta" in k or "slope" in k else 0.0 for k in names])
+    x, r, jac = levenberg_marquardt(residuals, theta0)
+    ref = least_squares(residuals, theta0, method="lm", x_scale="jac")
+    assert float(r @ r) == pytest.approx(2 * ref.cost, rel=1e-6)
+    np.testing.assert_allclose(x, ref.x, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(jac, ref.jac, rtol=1e-4, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
