@@ -14,7 +14,6 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from statistics import NormalDist
 from typing import Any
 
 from bayescale.errors import ConfigError, did_you_mean
@@ -133,7 +132,8 @@ class Prior:
         """
         import numpy as np
 
-        z = np.vectorize(_STANDARD_NORMAL.inv_cdf, otypes=[float])
+        from bayescale.diagnostics import norm_ppf as z
+
         q = np.asarray(q, dtype=float)
         p = self.params
         match self.dist:
@@ -174,9 +174,6 @@ class Prior:
             case "Beta":
                 return stats.beta(p["alpha"], p["beta"])
         raise AssertionError(self.dist)  # pragma: no cover - guarded in __init__
-
-
-_STANDARD_NORMAL = NormalDist()
 
 
 class _FoldedT:
