@@ -26,7 +26,23 @@ import numpy as np
 if TYPE_CHECKING:
     import xarray as xr
 
-__all__ = ["import_nutpie", "sample"]
+__all__ = ["STATS", "import_nutpie", "sample", "to_tree"]
+
+#: Sampler statistics kept per draw: what diagnostics, energy plots and users read. nutpie's
+#: others describe its mass-matrix adaptation (eigenvalue counts, transformation ids, Fisher
+#: distances); storing them would make every saved fit larger and slower to write.
+STATS = (
+    "diverging",
+    "energy",
+    "energy_error",
+    "max_energy_error",
+    "logp",
+    "step_size",
+    "depth",
+    "maxdepth_reached",
+    "n_steps",
+    "mean_tree_accept",
+)
 
 
 class _DeferredModule(types.ModuleType):
@@ -103,8 +119,8 @@ def to_tree(
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior`` and ``sample_stats`` with dims ``chain``, ``draw`` and the model's.
-        Warm-up draws are dropped; vector-valued statistics (mass matrices, gradients) too.
+        Groups ``posterior`` and ``sample_stats`` (the statistics in :data:`STATS`) with dims
+        ``chain``, ``draw`` and the model's. Warm-up draws are dropped.
     """
     import pyarrow as pa
     import xarray as xr
@@ -119,10 +135,8 @@ def to_tree(
         keep = ~stats.column("tuning").to_numpy(zero_copy_only=False).astype(bool)
         for group, batch in (("posterior", draws), ("sample_stats", stats)):
             for name in batch.column_names:
-                if name in reparameterized or (group == "sample_stats" and name == "tuning"):
+                if name in reparameterized or (group == "sample_stats" and name not in STATS):
                     continue
-                if group == "sample_stats" and batch.schema.field(name).type.num_fields:
-                    continue  # per-draw vectors (mass matrix, gradient): not stored
                 values, item_dims = _column(batch, name, keep)
                 groups[group].setdefault(name, []).append(values)
                 dims[name] = item_dims
