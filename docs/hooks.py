@@ -4,7 +4,11 @@
 :func:`bayescale.cli.build_parser`, and ``<!-- bayescale:cli NAME -->`` the help of one
 subcommand; ``<!-- bayescale:benchmarks -->`` becomes the Markdown tables in
 ``benchmarks/results/*.md`` and ``<!-- bayescale:backtests -->`` a table of the backtest
-results in ``benchmarks/results/backtest_*.json`` (or a note that none were generated yet).
+results in ``benchmarks/results/backtest_olmo*.json`` (or a note that none were generated yet).
+``<!-- bayescale:backtests-real TABLE totals|splits -->`` becomes the method comparison of
+``benchmarks/results/backtest_real_TABLE.json``: pooled totals, or one row per split and method.
+``<!-- bayescale:sbc -->`` becomes ``benchmarks/results/sbc_full.md``, the table of the full SBC
+configuration written by ``benchmarks/sbc_full.py`` (not repeated on the benchmarks page).
 """
 
 from __future__ import annotations
@@ -20,8 +24,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI_MARKER = "<!-- bayescale:cli -->"
 BENCHMARKS_MARKER = "<!-- bayescale:benchmarks -->"
 BACKTESTS_MARKER = "<!-- bayescale:backtests -->"
+SBC_MARKER = "<!-- bayescale:sbc -->"
 ONE_COMMAND = re.compile(r"<!-- bayescale:cli ([a-z-]+) -->")
+REAL_BACKTESTS = re.compile(r"<!-- bayescale:backtests-real ([a-z_]+) (totals|splits) -->")
 RESULTS = ROOT / "benchmarks" / "results"
+SBC_TABLE = RESULTS / "sbc_full.md"
 #: Help is wrapped at a fixed width so the page does not depend on the terminal of the build.
 HELP_WIDTH = "100"
 
@@ -70,7 +77,7 @@ def cli_reference(command: str | None = None) -> str:
 
 def benchmark_tables() -> str:
     """Return the Markdown result files of ``benchmarks/results``, one section per file."""
-    files = sorted(RESULTS.glob("*.md"))
+    files = [f for f in sorted(RESULTS.glob("*.md")) if f != SBC_TABLE]
     if not files:
         return (
             "!!! note\n    No benchmark tables have been generated yet: run "
@@ -86,8 +93,8 @@ def benchmark_tables() -> str:
 
 
 def backtest_table() -> str:
-    """Return one Markdown table row per split of every ``backtest_*.json`` result file."""
-    files = sorted(RESULTS.glob("backtest_*.json"))
+    """Return one Markdown table row per split of every ``backtest_olmo*.json`` result file."""
+    files = sorted(RESULTS.glob("backtest_olmo*.json"))
     rows = []
     for f in files:
         result = json.loads(f.read_text(encoding="utf-8"))
@@ -112,8 +119,72 @@ def backtest_table() -> str:
     return "\n".join([*header, *rows, ""])
 
 
+def _cell(value: Any, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def real_backtest_table(table: str, level: str) -> str:
+    """Return the method comparison of ``backtest_real_<table>.json`` as a Markdown table.
+
+    ``level="totals"``: the file's pooled totals (held-out runs pooled over splits);
+    ``"splits"``: one row per split and method, with the status of methods that did not run.
+    """
+    path = RESULTS / f"backtest_real_{table}.json"
+    if not path.exists():
+        return f"!!! note\n    No results for `{table}` yet: run `benchmarks/backtest_real.py`.\n"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    rows = doc["totals"] if level == "totals" else doc["splits"]
+    keys = [k for k in ("eval", "law", "split", "curve") if any(k in r for r in rows)]
+    if level == "totals":
+        keys = [k for k in keys if k not in ("split", "curve")]
+    pooled_by = {"rnsl_lang": "domain", "rnsl_vision": "model"}
+    names = {"eval": pooled_by.get(table, "eval set"), "curve": "curve"}
+    header = [names.get(k, k) for k in keys] + [
+        "method",
+        "held out",
+        "coverage",
+        "mean width",
+        "interval score",
+        "log score",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        label = [str(r.get(k, "")) for k in keys] + [f"`{r['method']}`"]
+        if r.get("status", "ok") != "ok":
+            lines.append("| " + " | ".join(label) + f" | {r['status']} | | | | |")
+            continue
+        held = r["held_out"] if level == "totals" else r["n_held_out"]
+        lines.append(
+            "| "
+            + " | ".join(
+                [
+                    *label,
+                    str(held),
+                    _cell(r["coverage"], 2),
+                    _cell(r["mean_width"], 4),
+                    _cell(r["mean_interval_score"], 4),
+                    _cell(r["mean_log_score"], 2),
+                ]
+            )
+            + " |"
+        )
+    return "\n".join([*lines, ""])
+
+
+def sbc_table() -> str:
+    """Return the full SBC configuration's Markdown table (or a note if it was not run)."""
+    if not SBC_TABLE.is_file():
+        return (
+            "!!! note\n    The full SBC configuration has not been run yet: see "
+            "`benchmarks/sbc_full.py`.\n"
+        )
+    return SBC_TABLE.read_text(encoding="utf-8").strip() + "\n"
+
+
 def on_page_markdown(markdown: str, **kwargs: Any) -> str:
     """Fill the generated sections of a page."""
+    if SBC_MARKER in markdown:
+        markdown = markdown.replace(SBC_MARKER, sbc_table())
     if CLI_MARKER in markdown:
         markdown = markdown.replace(CLI_MARKER, cli_reference())
     markdown = ONE_COMMAND.sub(lambda m: cli_reference(m.group(1)), markdown)
@@ -121,4 +192,5 @@ def on_page_markdown(markdown: str, **kwargs: Any) -> str:
         markdown = markdown.replace(BENCHMARKS_MARKER, benchmark_tables())
     if BACKTESTS_MARKER in markdown:
         markdown = markdown.replace(BACKTESTS_MARKER, backtest_table())
+    markdown = REAL_BACKTESTS.sub(lambda m: real_backtest_table(m.group(1), m.group(2)), markdown)
     return markdown

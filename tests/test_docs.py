@@ -103,7 +103,7 @@ def test_backtest_table_has_a_row_per_split() -> None:
     hooks = load_hooks()
     splits = sum(
         len(json.loads(f.read_text(encoding="utf-8")).get("splits", []))
-        for f in sorted(hooks.RESULTS.glob("backtest_*.json"))
+        for f in sorted(hooks.RESULTS.glob("backtest_olmo*.json"))
     )
     rows = [line for line in hooks.backtest_table().splitlines() if line.startswith("| ")]
     # A header row plus one row per split, or a note when no results exist.

@@ -2,13 +2,26 @@
 
 SBC draws parameters from the prior, simulates a ladder, fits it and ranks the true values
 among the posterior draws; under a correct posterior the ranks are uniform. The fast
-configuration (``FAST``: 100 ladders of 50 runs, 2 chains x 200 draws) runs for every
-registered law, pooled, and for one hierarchical configuration.
+configuration runs for every registered law, pooled (100 ladders of 50 runs, ``POOLED``), and
+for one hierarchical configuration (``FAST``: 2 chains x 200 draws).
 
 Why 100 simulations: ``test_uniformity_test_power_at_fast_size`` measures, on synthetic
 fractional ranks, that the verdict at n = 100 rejects a correct posterior about 1 % of the time
 and detects a posterior 1.5x too narrow, or one biased by half a posterior sd, about 90 % of
-the time. Smaller departures need the full configuration (``bayescale sbc``, 200+ ladders).
+the time. Smaller departures need the full configuration (``benchmarks/sbc_full.py``: up to
+200 ladders of 4 x 1000 draws per law, results in docs/validation.md).
+
+Why one chain of 400 draws for pooled fits (instead of ``FAST``'s 2 x 200): a pooled nutpie fit
+first runs the low-rank adaptation and redoes the fit with the diagonal one when two chains
+disagree (R-hat > 1.01); with 200 draws per chain that happened in 10 of 12 simulated ladders of
+power_n_e, chinchilla and critical_batch alike, so most of the time went into a discarded first
+fit, and the ranks came from the fallback rather than the path a default fit (4 x 1000) takes.
+One chain keeps the low-rank run unless it diverges: 1.5-2.6x less CPU per fit (0.78 -> 0.30 s
+for critical_batch at 20 runs, 0.26 -> 0.17 s for chinchilla at 50) with as many draws, and
+more of them left after thinning to the effective sample size. Ranks stay exactly uniform under
+a correct posterior whatever the number of chains; convergence across chains is still checked
+by the hierarchical test (2 chains) and the full configuration (4 chains).
+
 The simulations run in the test process (``scheduler="serial"``): measured on 2 cores, a
 LocalCluster of 2 workers used 60 % more CPU (every worker compiles every law) for no gain in
 wall time; tests/test_batch.py runs SBC on a cluster. Ladders of 50 runs match
@@ -44,15 +57,13 @@ from bayescale.validate import (
 
 N_RUNS = 50
 SEED = 0
+N_SIMS = FAST["n_sims"]
 LAWS = bs.list_laws()
+#: Pooled fits in the suite: FAST's 400 draws in one chain (see the module docstring).
+POOLED = {**FAST, "chains": 1, "draws": FAST["chains"] * FAST["draws"]}
 #: Laws whose loss solves an implicit equation (the critical batch depends on the loss) cost
-#: about 1 s of CPU per fit at 20 runs, ten times the others; to keep the suite's budget they
-#: get 50 ladders of 20 runs, which detect a posterior 1.5x too narrow or biased by half a
-#: posterior sd about 40 % of the time (gross errors only; the full configuration does better).
-COSTLY = {
-    "critical_batch": {"n_sims": 50, "n_runs": 20},
-    "kaplan_ns_bcrit": {"n_sims": 50, "n_runs": 20},
-}
+#: about 0.3 s of CPU per fit at 20 runs, several times the others; their ladders have 20 runs.
+COSTLY = {"critical_batch": {"n_runs": 20}, "kaplan_ns_bcrit": {"n_runs": 20}}
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +73,7 @@ def pooled_sbc():
 
     def run(law: str) -> xr.Dataset:
         if law not in cache:
-            config = {**FAST, "n_runs": N_RUNS, **COSTLY.get(law, {})}
+            config = {**POOLED, "n_runs": N_RUNS, **COSTLY.get(law, {})}
             cache[law] = sbc(law, **config, seed=SEED, scheduler=SERIAL)
         return cache[law]
 
@@ -86,7 +97,7 @@ def _check_structure(result: xr.Dataset, n_sims: int) -> None:
 @pytest.mark.parametrize("law", LAWS, ids=LAWS)
 def test_pooled_sbc_fast_configuration_is_uniform(law, pooled_sbc):
     result = pooled_sbc(law)
-    _check_structure(result, COSTLY.get(law, FAST)["n_sims"])
+    _check_structure(result, POOLED["n_sims"])
     config = json.loads(result.attrs["config"])
     expected_sampler = "exact" if bs.get_law(law).log_linear else "nutpie"
     assert config["sampler"] == expected_sampler
@@ -110,12 +121,18 @@ def test_hierarchical_sbc_fast_configuration_is_uniform():
     assert result.attrs["passed"] == 1, _table(result)
 
 
-def test_sbc_detects_an_overconfident_prior():
-    """Fitting with a prior on the exponent ten times narrower than the one the truths came
-    from pins the posterior near 0.1 whatever the data say: the true exponents land in the
-    tails of their posteriors and SBC must say so, for that parameter above all."""
+@pytest.fixture(scope="module")
+def overconfident_sbc() -> xr.Dataset:
+    """SBC of power_n fitted with a prior on the exponent ten times narrower than the one the
+    truths came from: it pins the posterior near 0.1 whatever the data say."""
     wrong = {"alpha_N": {"dist": "Normal", "mu": 0.1, "sigma": 0.01}}
-    result = sbc("power_n", **FAST, n_runs=N_RUNS, seed=SEED, scheduler=SERIAL, fit_priors=wrong)
+    return sbc("power_n", **POOLED, n_runs=N_RUNS, seed=SEED, scheduler=SERIAL, fit_priors=wrong)
+
+
+def test_sbc_detects_an_overconfident_prior(overconfident_sbc):
+    """The true exponents land in the tails of their overconfident posteriors and SBC must say
+    so, for that parameter above all."""
+    result = overconfident_sbc
     assert result.attrs["passed"] == 0
     assert bool(result["reject"].sel(parameter="alpha_N"))
     assert float(result["p_pot_c"].sel(parameter="alpha_N")) < 1e-6
@@ -136,8 +153,8 @@ def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
     posterior CDF at the truth; from ~100 thinned draws its Monte Carlo sd is at most 0.05,
     so the two samplers differ by that much per ladder and not systematically."""
     exact = pooled_sbc("power_n")
-    nuts = sbc("power_n", **FAST, n_runs=N_RUNS, seed=SEED, scheduler=SERIAL, sampler="nutpie")
-    _check_structure(nuts, FAST["n_sims"])
+    nuts = sbc("power_n", **POOLED, n_runs=N_RUNS, seed=SEED, scheduler=SERIAL, sampler="nutpie")
+    _check_structure(nuts, POOLED["n_sims"])
     np.testing.assert_array_equal(nuts["truth"], exact["truth"])
     cdf_exact = exact["rank"] / exact["n_ranked"]
     cdf_nuts = nuts["rank"] / nuts["n_ranked"]
@@ -148,6 +165,45 @@ def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
     # Per ladder: RMS difference within the Monte Carlo error of both estimates.
     assert np.all(np.sqrt((diff**2).mean(axis=0)) < 0.08), np.sqrt((diff**2).mean(0))
     assert nuts.attrs["passed"] == 1, _table(nuts)
+
+
+def test_plot_sbc_draws_every_parameter_and_flags_the_rejected_one(overconfident_sbc):
+    from matplotlib.colors import to_hex
+
+    from bayescale.plots import PALETTE, plot_sbc
+
+    result = overconfident_sbc
+    names = list(result["parameter"].values)
+    fig = plot_sbc(result, ncols=2)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 4 and len(axes) == len(names) == 3  # 2 x 2 grid, one panel spare
+    ecdf = sbc_ecdf_data(result)
+    for ax, name in zip(axes, names, strict=True):
+        p_pot = float(result["p_pot_c"].sel(parameter=name))
+        assert ax.get_title().startswith(f"{name}\np = {p_pot:.2g} (pot_c)")
+        (curve,) = [line for line in ax.lines if line.get_label() == "ECDF − uniform"]
+        np.testing.assert_allclose(curve.get_ydata(), ecdf["ecdf_difference"].sel(parameter=name))
+        rejected = bool(result["reject"].sel(parameter=name))
+        assert to_hex(curve.get_color()) == (PALETTE[4] if rejected else PALETTE[1]).lower()
+        (band,) = ax.collections  # the simultaneous band
+        lower, upper = ecdf["band"].sel(ci_bound="lower"), ecdf["band"].sel(ci_bound="upper")
+        ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+        assert ys.min() == pytest.approx(float(lower.min()))
+        assert ys.max() == pytest.approx(float(upper.max()))
+    assert bool(result["reject"].sel(parameter="alpha_N"))
+    title = fig.get_suptitle()
+    assert "power_n" in title and "NOT uniform" in title and f"{N_SIMS} simulations" in title
+
+    # Known uniform ranks (no verdict stored): the verdict is computed, and one panel is drawn.
+    rng = np.random.default_rng(3)
+    single = plot_sbc(_pits(rng.random((N_SIMS, 2))), parameters=["p1"], prob=0.9)
+    (ax,) = single.axes
+    assert ax.get_title().startswith("p1") and "90% simultaneous band" in [
+        t.get_text() for t in ax.get_legend().get_texts()
+    ]
+    assert ", uniform at" in single.get_suptitle()
+    with pytest.raises(ConfigError, match="no parameter 'beta'"):
+        plot_sbc(result, parameters=["beta"])
 
 
 # --------------------------------------------------------------------------------------------
