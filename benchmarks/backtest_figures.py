@@ -68,9 +68,14 @@ def plot_gemstones_split(
 
 
 def coverage_table() -> list[tuple[str, str, float, int]]:
-    """(table label, method, coverage, held-out runs) pooled per table (per domain for RNSL)."""
+    """(table label, method, coverage, held-out runs) pooled per table.
+
+    RNSL language is pooled per domain (units differ); vision over all its curves, each
+    method over the curves it ran.
+    """
     out = []
-    for table, key in (("gemstones", None), ("olmo", None), ("rnsl_lang", "eval")):
+    tables = (("gemstones", None), ("olmo", None), ("rnsl_lang", "eval"), ("rnsl_vision", None))
+    for table, key in tables:
         doc = _load(table)
         if doc is None:
             continue
@@ -80,7 +85,11 @@ def coverage_table() -> list[tuple[str, str, float, int]]:
             for label in labels:
                 runs = [run for r in rows if key is None or r[key] == label for run in r["runs"]]
                 if runs:
-                    name = table if label is None else f"{table.split('_')[0]} {label}"
+                    name = (
+                        table.replace("_", " ")
+                        if label is None
+                        else f"{table.split('_')[0]} {label}"
+                    )
                     inside = float(np.mean([run["inside"] for run in runs]))
                     out.append((name, method, inside, len(runs)))
     return out

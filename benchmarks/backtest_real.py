@@ -1,7 +1,9 @@
 """Real-data backtests on every public table, bayescale against two baselines.
 
 Run: ``/tmp/bench/bin/python benchmarks/backtest_real.py`` (``--table gemstones|rnsl|olmo``
-to run one table, ``--quick`` for reduced draws). The ``simple-scaling-laws`` baseline runs
+to run one table, ``--rnsl lang|vision`` for one RNSL table, ``--rnsl-model M`` for some
+vision models in that order, ``--resume`` to reuse finished RNSL curves, ``--quick`` for
+reduced draws). The ``simple-scaling-laws`` baseline runs
 only where that package imports (it is never a project dependency: install it beside the
 project as in ``benchmarks/README.md``); otherwise its rows say "not installed". Writes
 ``benchmarks/results/backtest_real_<table>.json`` and prints one line per split and method.
@@ -38,7 +40,11 @@ Tables:
 * **Revisiting-NSL** (Alabdulmohsin et al. 2022), ``benchmark.lang.csv``: exact duplicate
   rows dropped, one learning curve per (Domain, Task, Model), ``power_d_e`` with
   D = ``Seen Examples`` fitted per curve on ``Training == 1`` and scored on the authors'
-  held-out tail ``Training == 0``.
+  held-out tail ``Training == 0``. ``benchmark.vision.csv`` likewise (72 curves: 6 models x
+  12 few-shot tasks, the loss an n-shot error rate in (0, 1)), its held-out tails thinned to
+  at most 16 points per curve, evenly spaced in log D (they hold 3-710 checkpoints each);
+  totals are pooled per domain for language and per model for vision. The results file is
+  rewritten after every curve and records how many curves and which models it covers.
 * **OLMo ladder**: the splits and eval sets of ``benchmarks/backtest_olmo.py`` (whose
   bayescale rows, with ``gp`` and ``distance`` variants, are copied from its results files)
   with both baselines added (``--olmo-eval SET`` for some eval sets). The file is rewritten
@@ -298,20 +304,73 @@ def rnsl_curves(name: str = "lang") -> dict[tuple[str, str, str], pd.DataFrame]:
     }
 
 
+RNSL_TABLES = ("lang", "vision")
 RNSL_OPTIONS = {"columns": {"D": "Seen Examples", "loss": "Loss"}}
 RNSL_SPLIT = {"holdout": {"Training": 0}, "by": "D"}
+#: Column the totals are pooled by: lang mixes units across domains; vision is one domain
+#: (image classification error rates) whose six models are the natural groups.
+RNSL_POOL = {"lang": "Domain", "vision": "Model"}
+#: Held-out points kept per vision curve. Its tails are dense checkpoint sequences (3-710
+#: points, 15 000 in all) of one run; kept whole, a few long curves would dominate the pooled
+#: scores and the results file would be ~30 MB.
+RNSL_MAX_HELD_OUT = {"lang": None, "vision": 16}
 
 
-def run_rnsl(chosen: Mapping, sampling: Mapping, name: str = "lang") -> list[dict[str, Any]]:
+def thin_tail(curve: pd.DataFrame, keep: int | None) -> pd.DataFrame:
+    """All training rows and at most ``keep`` held-out rows, evenly spaced in log D.
+
+    The last held-out point (the longest extrapolation) is always kept.
+    """
+    held = curve[curve["Training"] == 0].sort_values("Seen Examples")
+    if keep is None or len(held) <= keep:
+        return curve
+    log_d = np.log(held["Seen Examples"].to_numpy())
+    targets = np.linspace(log_d[0], log_d[-1], keep)
+    picked = np.unique(np.abs(log_d[:, None] - targets[None, :]).argmin(axis=0))
+    kept = pd.concat([curve[curve["Training"] == 1], held.iloc[picked]])
+    return kept.reset_index(drop=True)
+
+
+def run_rnsl(
+    chosen: Mapping,
+    sampling: Mapping,
+    name: str = "lang",
+    models: list[str] | None = None,
+    save: Callable[[list[dict[str, Any]]], Any] | None = None,
+    resume: bool = False,
+) -> list[dict[str, Any]]:
+    """Every curve of one RNSL table, model by model (so a partial run has whole models).
+
+    ``models`` restricts the models and sets their order; ``save`` is called with the rows
+    so far after each curve, so an interrupted run keeps what it finished; with ``resume``,
+    curves whose rows are all in ``backtest_real_rnsl_<name>.json`` are reused, not rerun.
+    """
+    curves = rnsl_curves(name)
+    rank = {m: i for i, m in enumerate(models or sorted({key[2] for key in curves}))}
+    order = sorted(
+        (key for key in curves if key[2] in rank), key=lambda key: (key[0], rank[key[2]], key[1])
+    )
+    previous = RESULTS / f"backtest_real_rnsl_{name}.json"
+    finished: dict[str, list[dict[str, Any]]] = {}
+    if resume and previous.exists():
+        for r in json.loads(previous.read_text(encoding="utf-8"))["splits"]:
+            finished.setdefault(r["curve"], []).append(r)
     rows = []
-    for (domain, task, model), curve in rnsl_curves(name).items():
+    for domain, task, model in order:
         label = {
             "table": f"rnsl_{name}",
-            "eval": domain,
+            "eval": domain if RNSL_POOL[name] == "Domain" else model,
             "split": "authors",
             "curve": f"{task} | {model}",
         }
+        done = finished.get(label["curve"], [])
+        if {r["method"] for r in done} >= set(chosen):
+            rows += [r for r in done if r["method"] in chosen]
+            continue
+        curve = thin_tail(curves[domain, task, model], RNSL_MAX_HELD_OUT[name])
         rows += run_split(curve, "power_d_e", RNSL_SPLIT, label, RNSL_OPTIONS, chosen, sampling)
+        if save is not None:
+            save(rows)
     return rows
 
 
@@ -388,10 +447,17 @@ def aggregate(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> list[dict[st
     return out
 
 
-def write(table: str, rows: list[dict[str, Any]], keys: tuple[str, ...], note: str) -> Path:
+def write(
+    table: str,
+    rows: list[dict[str, Any]],
+    keys: tuple[str, ...],
+    note: str,
+    extra: Mapping[str, Any] | None = None,
+) -> Path:
     doc = {
         "table": table,
         "data": note,
+        **(extra or {}),
         "prob": PROB,
         "seed": SEED,
         "splits": rows,
@@ -403,6 +469,27 @@ def write(table: str, rows: list[dict[str, Any]], keys: tuple[str, ...], note: s
     atomic_write_text(out, json.dumps(doc, indent=2, default=_json) + "\n")
     print(f"wrote {out}", flush=True)
     return out
+
+
+def write_rnsl(
+    name: str, rows: list[dict[str, Any]], models: list[str] | None, sampling: Mapping
+) -> Path:
+    """``backtest_real_rnsl_<name>.json``, saying how much of the table the rows cover."""
+    curves = rnsl_curves(name)
+    done = {r["curve"] for r in rows}
+    keep = RNSL_MAX_HELD_OUT[name]
+    extra = {
+        "curves_run": len(done),
+        "curves_in_table": len(curves),
+        "models_run": sorted({r["curve"].split(" | ")[1] for r in rows}),
+        "models_in_table": sorted({key[2] for key in curves}),
+        "sampling": dict(sampling) or {"draws": 1000, "tune": 1000, "chains": 4},
+        "held_out_per_curve": "all" if keep is None else f"at most {keep}, even in log D",
+    }
+    if models is not None:
+        extra["models_requested"] = models
+    note = f"{RNSL.relative_to(ROOT.parent)}/benchmark.{name}.csv"
+    return write(f"rnsl_{name}", rows, ("eval", "method"), note, extra)
 
 
 def _json(value: Any) -> Any:
@@ -420,6 +507,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--law", action="append", choices=GEM_LAWS, help="Gemstones laws")
     parser.add_argument(
         "--olmo-eval", action="append", help="OLMo eval set(s) (default: all with results)"
+    )
+    parser.add_argument(
+        "--rnsl", action="append", choices=RNSL_TABLES, help="RNSL table(s) (default: both)"
+    )
+    parser.add_argument(
+        "--rnsl-model",
+        action="append",
+        metavar="MODEL",
+        help="RNSL model(s), run in this order (default: all, sorted)",
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="RNSL: reuse curves finished in the results file"
     )
     parser.add_argument("--quick", action="store_true", help="500 draws x 2 chains")
     parser.add_argument(
@@ -443,13 +542,15 @@ def main(argv: list[str] | None = None) -> None:
             f"{GEMSTONES.relative_to(ROOT.parent)}: {', '.join(GEM_FILES[e] for e in evals)}",
         )
     if "rnsl" in tables:
-        rows = run_rnsl(chosen, sampling)
-        write(
-            "rnsl_lang",
-            rows,
-            ("eval", "method"),
-            f"{RNSL.relative_to(ROOT.parent)}/benchmark.lang.csv",
-        )
+        for name in args.rnsl or list(RNSL_TABLES):
+            run_rnsl(
+                chosen,
+                sampling,
+                name,
+                args.rnsl_model,
+                lambda rows, name=name: write_rnsl(name, rows, args.rnsl_model, sampling),
+                resume=args.resume,
+            )
     if "olmo" in tables:
         note = str(OLMO_DIR.relative_to(ROOT.parent))
         keys = ("eval", "law", "method")

@@ -248,6 +248,71 @@ def test_cli_json(runs_csv, capsys):
     }
 
 
+@pytest.fixture(scope="module")
+def split_csv(tmp_path_factory):
+    """The ladder with its own split column: the 4 largest runs have ``Training`` 0."""
+    frame = ladder(seed=5)
+    frame["Training"] = (frame["N"].rank(ascending=False) > 4).astype(int)
+    path = tmp_path_factory.mktemp("backtest") / "split.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def held_out_json(capsys, path, *argv):
+    code, out, err = run_cli(
+        capsys, "backtest", str(path), "--law", "power_n", "--holdout", "Training=0", *argv
+    )
+    assert code == 0, err
+    return json.loads(out)
+
+
+def test_cli_holdout_column_and_least_squares_baseline(split_csv, capsys):
+    path, frame = split_csv
+    held = frame.loc[frame["Training"] == 0, "N"].sort_values().to_numpy()
+    bayes = held_out_json(capsys, path, "--sampler", "exact", "--json")
+    baseline = held_out_json(
+        capsys, path, "--baseline", "least-squares", "--bootstrap", "100", "--json"
+    )
+    for doc in (bayes, baseline):
+        assert {"law", "method", "runs", "totals", "lack_of_fit"} <= set(doc)
+        np.testing.assert_allclose(sorted(r["N"] for r in doc["runs"]), held)
+        assert doc["totals"]["n_fit"] == 16 and doc["totals"]["n_held_out"] == 4
+        for row in doc["runs"]:
+            assert row["lo"] < row["loss_mean"] < row["hi"]
+            assert row["inside"] == (row["lo"] <= row["loss"] <= row["hi"])
+    assert bayes["method"] is None and bayes["lack_of_fit"] is not None
+    assert baseline["method"] == "fit_least_squares" and baseline["lack_of_fit"] is None
+    # The same law fitted to the same 16 runs (1 % noise): the Huber optimum's bootstrap and
+    # the exact posterior predict the held-out runs alike, far closer than the band widths.
+    mean = {
+        doc["method"]: np.array([r["loss_mean"] for r in doc["runs"]]) for doc in (bayes, baseline)
+    }
+    np.testing.assert_allclose(mean["fit_least_squares"], mean[None], rtol=0.01)
+    widths = [r["width"] for r in baseline["runs"]]
+    assert all(0 < w < 0.5 for w in widths)
+
+
+def test_cli_holdout_text_output_of_the_baseline(split_csv, capsys):
+    path, _ = split_csv
+    code, out, err = run_cli(
+        capsys,
+        "backtest",
+        str(path),
+        "--law",
+        "power_n",
+        "--holdout",
+        "Training=0",
+        "--baseline",
+        "least-squares",
+        "--bootstrap",
+        "50",
+    )
+    assert code == 0, err
+    assert "with the least-squares baseline" in err and "Training=0" in err
+    assert "of 4 held-out runs" in out and "(fitted on 16)" in out
+    assert "lack of fit" not in out
+
+
 def test_cli_text_reads_olmo_with_reader_options(capsys):
     reader = [
         "--file-pattern",
@@ -287,8 +352,32 @@ def test_cli_text_reads_olmo_with_reader_options(capsys):
         (["--holdout-top", "2", "--value-map", "missing.json"], r"neither JSON text nor"),
         (["--holdout-top", "2", "--file-pattern", "(?P<x>a)"], r"file or a directory|match"),
         (["--holdout-top", "2", "--sampler", "exact", "--discrepancy", "gp"], r"exact sampler"),
+        (["--holdout", "params"], r"--holdout must be COL=VALUE"),
+        (["--holdout", "=1"], r"--holdout must be COL=VALUE"),
+        (["--holdout", "split=1"], r"holdout column 'split' is not in the runs table"),
+        (["--holdout", "params=1", "--holdout-top", "2"], r"exactly one of --holdout-top"),
+        ([], r"exactly one of --holdout-top K and --holdout COL=VALUE"),
+        (["--holdout-top", "2", "--baseline", "least-square"], r"unknown baseline.*least-squares"),
+        (
+            ["--holdout-top", "2", "--baseline", "least-squares", "--discrepancy", "distance"],
+            r"--discrepancy: not used by --baseline least-squares",
+        ),
     ],
-    ids=["too-many", "by", "value-map-json", "value-map-file", "pattern", "exact-gp"],
+    ids=[
+        "too-many",
+        "by",
+        "value-map-json",
+        "value-map-file",
+        "pattern",
+        "exact-gp",
+        "holdout-syntax",
+        "holdout-no-column",
+        "holdout-unknown-column",
+        "both-holdouts",
+        "no-holdout",
+        "unknown-baseline",
+        "baseline-with-model-option",
+    ],
 )
 def test_cli_bad_input_exits_2_with_one_line(runs_csv, capsys, argv, match):
     code, out, err = run_cli(

@@ -23,8 +23,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="runs table (CSV, Parquet, JSON Lines, directory of CSVs) or bundled dataset name",
     )
     p.add_argument("--law", help="law to fit; default: the bundled dataset's law")
-    p.add_argument(
-        "--holdout-top", type=positive_int, required=True, metavar="K", help="runs to hold out"
+    split = p.add_argument_group("held-out runs (give exactly one)")
+    split.add_argument(
+        "--holdout-top", type=positive_int, metavar="K", help="hold out the K runs largest in --by"
+    )
+    split.add_argument(
+        "--holdout",
+        metavar="COL=VALUE",
+        help="hold out the runs whose COL equals VALUE, e.g. Training=0 (a table's own split)",
     )
     p.add_argument(
         "--by", default="N", metavar="COL", help="hold out the runs largest in this (default N)"
@@ -68,8 +74,33 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="none",
         help="model-discrepancy term: none (default), gp or distance (see bayescale.models)",
     )
+    base = p.add_argument_group("baseline instead of bayescale's model")
+    base.add_argument(
+        "--baseline",
+        metavar="NAME",
+        help=f"fit a baseline instead: {', '.join(BASELINES)} (Huber least squares on log "
+        "loss with a bootstrap over runs, bayescale.leastsq)",
+    )
+    base.add_argument(
+        "--bootstrap",
+        type=positive_int,
+        default=500,
+        metavar="N",
+        help="bootstrap resamples of the baseline (default 500)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
+
+
+#: ``--baseline`` names; ``least-squares`` runs ``backtest(method=fit_least_squares)``.
+BASELINES = ("least-squares",)
+#: Options that change bayescale's model and so mean nothing for a baseline.
+MODEL_ONLY = {
+    "priors": "--priors",
+    "group": "--group",
+    "offset_by": "--offset-by",
+    "discrepancy": "--discrepancy",
+}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -77,13 +108,19 @@ def run(args: argparse.Namespace) -> int:
     from bayescale.backtest import backtest
 
     law = law_option(args.runs, args.law)
-    err(
-        f"backtest of {law} on {args.runs}: holding out the {args.holdout_top} largest by {args.by}"
+    holdout = _holdout(args.holdout_top, args.holdout)
+    what = (
+        f"the {args.holdout_top} largest by {args.by}"
+        if holdout is None
+        else f"the runs with {args.holdout}"
     )
+    fitting = _fitting(args)
+    err(f"backtest of {law} on {args.runs}{_by_method(args.baseline)}: holding out {what}")
     result = backtest(
         args.runs,
         law,
         holdout_top=args.holdout_top,
+        holdout=holdout,
         by=args.by,
         prob=args.prob,
         columns=args.columns,
@@ -93,15 +130,7 @@ def run(args: argparse.Namespace) -> int:
         value_map=_value_map(args.value_map),
         last_per_run=args.last_per_run,
         seed=args.seed,
-        priors=args.priors,
-        likelihood=args.likelihood,
-        sampler=args.sampler,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        groups=args.group or (),
-        offset_by=args.offset_by,
-        discrepancy=None if args.discrepancy == "none" else args.discrepancy,
+        **fitting,
     )
     doc = result.to_dict()
     if args.json:
@@ -132,8 +161,65 @@ def run(args: argparse.Namespace) -> int:
         f"{fmt(t['mean_interval_score'])} (lower is better), mean log score "
         f"{fmt(t['mean_log_score'], '.3f')} (higher is better)"
     )
-    print(f"lack of fit: {doc['lack_of_fit']['message']}")
+    if doc["lack_of_fit"] is not None:
+        print(f"lack of fit: {doc['lack_of_fit']['message']}")
     return 0
+
+
+def _holdout(top: int | None, text: str | None) -> dict[str, Any] | None:
+    """``--holdout COL=VALUE`` as ``{COL: VALUE}``, VALUE a number when it reads as one."""
+    from bayescale.errors import ConfigError
+
+    if (top is None) == (text is None):
+        raise ConfigError("give exactly one of --holdout-top K and --holdout COL=VALUE")
+    if text is None:
+        return None
+    column, sep, value = text.partition("=")
+    if not sep or not column.strip() or not value.strip():
+        raise ConfigError(f"--holdout must be COL=VALUE, e.g. Training=0; got {text!r}")
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        return {column.strip(): value}
+    return {column.strip(): int(number) if number.is_integer() else number}
+
+
+def _fitting(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of the fit: bayescale's model, or ``method=`` for ``--baseline``."""
+    from bayescale.errors import ConfigError, UnknownNameError, did_you_mean
+
+    if args.baseline is None:
+        return {
+            "priors": args.priors,
+            "likelihood": args.likelihood,
+            "sampler": args.sampler,
+            "draws": args.draws,
+            "tune": args.tune,
+            "chains": args.chains,
+            "groups": args.group or (),
+            "offset_by": args.offset_by,
+            "discrepancy": None if args.discrepancy == "none" else args.discrepancy,
+        }
+    if args.baseline not in BASELINES:
+        raise UnknownNameError(
+            f"unknown baseline {args.baseline!r}. {did_you_mean(args.baseline, BASELINES)}"
+        )
+    given = [flag for key, flag in MODEL_ONLY.items() if getattr(args, key) not in (None, "none")]
+    if args.likelihood != "normal":
+        given.append("--likelihood")
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)}: not used by --baseline {args.baseline} (they set bayescale's "
+            "model); drop them or the baseline"
+        )
+    from bayescale.leastsq import fit_least_squares
+
+    return {"method": fit_least_squares, "n_bootstrap": args.bootstrap}
+
+
+def _by_method(baseline: str | None) -> str:
+    return "" if baseline is None else f" with the {baseline} baseline"
 
 
 def _value_map(text: str | None) -> dict[str, Any] | None:
