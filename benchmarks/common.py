@@ -13,6 +13,7 @@ would put a HalfNormal on them.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import warnings
@@ -95,7 +96,9 @@ def divergences(tree: Any) -> int:
 
 def record(case: str, variant: str, **fields: Any) -> dict[str, Any]:
     """One result row; ESS per second is computed on the total wall time."""
-    row = {"case": case, "variant": variant, **fields}
+    # Other jobs on a shared machine slow every variant alike only roughly: each row keeps the
+    # load it was measured under.
+    row = {"case": case, "variant": variant, **fields, "load": os.getloadavg()[0]}
     wall, ess = row.get("wall_s"), row.get("min_ess_bulk")
     if wall and ess is not None:
         row["ess_per_s"] = ess / wall

@@ -444,8 +444,8 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     lines = [
         "# bayescale benchmarks",
         "",
-        f"Machine: {machine['cpus']} cores, load average at start "
-        f"{machine['load_average'][0]:.1f}; Python {machine['python']}; "
+        f"Machine: {machine['cpus']} cores (shared with other jobs: each case gives the load "
+        f"average it was measured under); Python {machine['python']}; "
         + ", ".join(f"{k} {v}" for k, v in machine["versions"].items() if v),
         "",
         f"Settings: {CHAINS} chains x {DRAWS} draws (bayescale: its defaults); "
@@ -455,7 +455,12 @@ def markdown(rows: list[dict[str, Any]], machine: dict[str, Any]) -> str:
     for case in dict.fromkeys(r["case"] for r in rows):
         sub = [r for r in rows if r["case"] == case]
         cols = [(k, h, s) for k, h, s in COLUMNS if any(r.get(k) is not None for r in sub)]
-        lines += [f"## {case}", "", "| " + " | ".join(h for _, h, _ in cols) + " |"]
+        lines += [f"## {case}", ""]
+        loads = [r["load"] for r in sub if r.get("load") is not None]
+        if loads:
+            span = f"{min(loads):.1f}" + (f"-{max(loads):.1f}" if max(loads) > min(loads) else "")
+            lines += [f"Load average (1 min, 2 cores) while measured: {span}.", ""]
+        lines += ["| " + " | ".join(h for _, h, _ in cols) + " |"]
         lines.append("|" + "---|" * len(cols))
         lines += ["| " + " | ".join(_cell(r, k, s) for k, _, s in cols) + " |" for r in sub]
         lines.append("")
