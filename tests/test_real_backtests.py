@@ -266,3 +266,36 @@ def test_rnsl_interval_score_is_on_par_with_least_squares(rnsl_lm_nmt, domain):
         for k in (0, 1)
     ]
     assert scores[0] <= 1.25 * scores[1]
+
+
+# --------------------------------------------------------------------------------------------
+# OLMo ladder: the 1.3B runs predicted from 190M-760M.
+
+
+@pytest.fixture(scope="module")
+def olmo_largest_size():
+    """kaplan_nd on the C4 losses of the 18 runs of 190M-760M; the 6 runs of 1.3B held out."""
+    from test_readers import OLMO, OLMO_DIR
+
+    split = {"holdout_top": 6, "by": "N", "seed": 0, **OLMO}
+    with reduced_draws():
+        bayes = backtest(OLMO_DIR, "kaplan_nd", **split, **SAMPLING)
+    lsq = backtest(OLMO_DIR, "kaplan_nd", method=fit_least_squares, **split, **BOOTSTRAP)
+    return bayes, lsq
+
+
+def test_olmo_largest_size_coverage_floor(olmo_largest_size):
+    """At least 4 of the 6 held-out 1.3B runs inside the 94 % bands.
+
+    The 6 runs (0.5-10x Chinchilla tokens, one rerun) share one model size, so their misses are
+    correlated through the extrapolation in N; if they were independent, calibrated bands would
+    miss 3 or more with probability 20 x 0.06^3 x 0.94^3 + ... = 0.4 %, and correlation only
+    makes "all covered" and "many missed" both likelier. The C4 residuals are 15x the rerun
+    scatter (lack of fit, tests/test_backtest.py), which is why the floor is not higher; the
+    full run (benchmarks/backtest_real.py) covers all 6 with bayescale.
+    """
+    bayes, lsq = olmo_largest_size
+    held = bayes.held_out
+    assert len(held) == 6 and held["N"].nunique() == 1 and held["N"].iloc[0] > 1.2e9
+    assert bayes.totals["coverage"] >= 4 / 6
+    assert lsq.totals["coverage"] >= 4 / 6
