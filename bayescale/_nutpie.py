@@ -81,8 +81,9 @@ def _column(batch: Any, name: str, keep: np.ndarray) -> tuple[np.ndarray, list[s
     flat = arr.flatten() if hasattr(arr, "flatten") else arr
     values = flat.to_numpy(zero_copy_only=False)
     if nulls.any():
-        # Null entries (statistics that only exist on some draws) become NaN, or 0 for
-        # integer and boolean columns, as nutpie's own conversion does.
+        # Null entries (statistics that only exist on some draws, e.g. where a divergence
+        # happened) become NaN (pyarrow turns nullable integers into floats), None in
+        # object columns, 0 in boolean ones.
         fill = {"f": np.nan, "O": None}.get(values.dtype.kind, 0)
         filled = np.full((len(nulls), *shape), fill, dtype=values.dtype)
         if len(values) == len(nulls) * max(1, int(np.prod(shape))):
