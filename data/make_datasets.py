@@ -32,6 +32,7 @@ if str(DATA_DIR.parent) not in sys.path:
     sys.path.insert(0, str(DATA_DIR.parent))
 
 from bayescale.laws import evaluate  # noqa: E402
+from bayescale.reference import get_reference  # noqa: E402
 
 GENERATOR = "data/make_datasets.py"
 NOISE_SD = 0.01
@@ -56,8 +57,9 @@ UNITS_TOTAL = {**UNITS_NON_EMBEDDING, "N": "parameters (total)"}
 # Loss is rounded to 6 decimals (1e-6 nats, far below the 1% noise); N and D are integers.
 LOSS_DECIMALS = 6
 
-# Kaplan et al. 2020, joint L(N, D) fit (their eq. 1.5 / Table 2).
-KAPLAN_PARAMS = {"alpha_N": 0.076, "alpha_D": 0.103, "N_c": 6.4e13, "D_c": 1.8e13}
+# Kaplan et al. 2020, joint L(N, D) fit (their eq. 1.5 / Table 2), as registered in
+# bayescale.reference.
+KAPLAN_PARAMS = dict(get_reference("kaplan2020_nd").params)
 KAPLAN_SEED = 200108361  # the arXiv id
 
 # Hoffmann et al. 2022, Approach 3 (rounded values as printed in the paper).
@@ -85,14 +87,7 @@ GROUPED_SEED = 20250101
 
 # Kaplan et al. 2020 learning curves, L(N, S_min) with the critical batch (their eqs. 1.4, 1.6,
 # 5.4; sec. 5): published alpha_N, N_c, alpha_S, S_c, B* (tokens) and alpha_B.
-CURVES_PARAMS = {
-    "alpha_N": 0.077,
-    "alpha_S": 0.76,
-    "alpha_B": 0.21,
-    "N_c": 6.5e13,
-    "S_c": 2.1e3,
-    "B_star": 2e8,
-}
+CURVES_PARAMS = dict(get_reference("kaplan2020_ns_bcrit").params)
 CURVES_SEED = 200108361 + 5  # the arXiv id, + section 5
 CURVES_N = (1e6, 1e7, 1e8, 1e9)
 # Batch sizes 2^17, 2^19 (Kaplan's default, 512 sequences of 1024 tokens) and 2^21 tokens:
