@@ -76,7 +76,10 @@ def group_label(fit: Fit, text: str | None) -> str | None:
     if pooling is None:
         raise ConfigError("this fit has no groups; drop --group")
     if column.strip() != pooling.dim:
-        raise ConfigError(f"this fit is grouped by {pooling.dim!r}, not {column.strip()!r}")
+        raise ConfigError(
+            f"this fit is grouped by {pooling.dim!r}, not {column.strip()!r}; "
+            f"use --group {pooling.dim}=VALUE"
+        )
     return label.strip()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bayescale.cli import fmt, print_json, probability
+from bayescale.commands.overfit import group_label
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
 _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}
@@ -69,20 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         needed = " and ".join(f"--{k}" for k in result.law.inputs)
         raise ConfigError(f"give the point(s) to predict with {needed}")
-    group = None
-    if args.group is not None:
-        column, sep, group = args.group.partition("=")
-        if not sep or not column.strip() or not group.strip():
-            raise ConfigError(f"--group expects COL=VALUE, got {args.group!r}")
-        pooling = result.pooling
-        if pooling is None:
-            raise ConfigError("this fit has no groups; drop --group")
-        if column.strip() != pooling.dim:
-            raise ConfigError(
-                f"this fit is grouped by {pooling.dim!r}, not {column.strip()!r}; "
-                f"use --group {pooling.dim}=VALUE"
-            )
-        group = group.strip()
+    group = group_label(result, args.group)
     pred = predict(
         result,
         inputs,
