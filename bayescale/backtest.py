@@ -279,10 +279,7 @@ def lack_of_fit(fit: Fit) -> LackOfFit:
     runs = fit.runs
     res = residuals(fit).values
     n = res.size
-    key = pd.DataFrame({k: runs[k].values for k in fit.law.inputs})
-    for column in _label_columns(fit):
-        key[column] = np.asarray(runs[column].values, dtype=str)
-    point = key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+    point = fit.replicate_sets()
     m = int(point.max()) + 1
     log_loss = np.log(np.asarray(runs["loss"].values, dtype=float))
     set_mean = pd.Series(log_loss).groupby(point).transform("mean").to_numpy()
@@ -384,7 +381,10 @@ def backtest(
     derive_compute: bool = False,
     file_pattern: str | None = None,
     value_map: Mapping[str, Mapping[str, float]] | None = None,
-    last_per_run: Sequence[str] | str | None = None,
+    last_per_run: Sequence[str] | str | bool | None = None,
+    drop_copies: bool = False,
+    allow_replicates: bool = True,
+    max_loss: float | None = None,
     seed: int = 0,
     method: Callable[..., Any] | None = None,
     n_draws: int = 1000,
@@ -414,6 +414,9 @@ def backtest(
         Probability of the predictive intervals scored.
     columns, compute_unit, derive_compute, file_pattern, value_map, last_per_run
         How to read the table, as in :func:`bayescale.runs.load_runs`.
+    drop_copies, allow_replicates, max_loss
+        How to check it, as in :func:`bayescale.runs.load_runs` (``max_loss`` None: its
+        default).
     seed : int
         Seed of the fit and of the predictive draws.
     method : callable, optional
@@ -471,11 +474,13 @@ def backtest(
             derive_compute=derive_compute,
             required=(*law.inputs, "loss"),
             groups=labels,
-            allow_replicates=True,
+            allow_replicates=allow_replicates,
+            drop_copies=drop_copies,
             law_name=law.name,
             file_pattern=file_pattern,
             value_map=value_map,
             last_per_run=last_per_run,
+            **({} if max_loss is None else {"max_loss": max_loss}),
         )
     held = _held_out(table, law, holdout_top, holdout, by)
     kept = np.setdiff1d(np.arange(int(table.sizes["run"])), held)
@@ -557,7 +562,7 @@ def _held_out(
     by: str,
 ) -> np.ndarray:
     """Sorted positions of the held-out runs, from ``holdout_top`` or ``holdout``."""
-    from bayescale.runs import _columns_text
+    from bayescale.runs import _columns_text, stored_column
 
     n = int(table.sizes["run"])
     if (holdout_top is None) == (holdout is None):
@@ -579,10 +584,11 @@ def _held_out(
         return np.sort(order[:holdout_top])
     if isinstance(holdout, Mapping):
         mask = np.ones(n, dtype=bool)
-        for column, value in holdout.items():
+        for name, value in holdout.items():
+            column = stored_column(name)
             if column not in table.data_vars:
                 raise RunsTableError(
-                    f"holdout column {column!r} is not in the runs table (columns: "
+                    f"holdout column {name!r} is not in the runs table (columns: "
                     f"{_columns_text([str(v) for v in table.data_vars])})"
                 )
             values = table[column].values
@@ -619,12 +625,6 @@ def _decades_beyond(kept: xr.Dataset, test: xr.Dataset, inputs: Sequence[str]) -
         lo, hi = np.log10(float(kept[k].min())), np.log10(float(kept[k].max()))
         out[f"extrapolation_{k}"] = np.where(x > hi, x - hi, np.where(x < lo, x - lo, 0.0))
     return pd.DataFrame(out, index=pd.Index(test["run"].values, name="run"))
-
-
-def _label_columns(fit: Fit) -> list[str]:
-    """Group and offset columns: runs with different labels are not replicates."""
-    offsets = fit.meta.get("offsets")
-    return [*fit.meta.get("groups", []), *([offsets["dim"]] if offsets else [])]
 
 
 def _n_params(fit: Fit) -> int:

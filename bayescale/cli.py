@@ -14,20 +14,23 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from bayescale.errors import BayescaleError, ConfigError
 
 __all__ = [
+    "add_table_options",
     "build_parser",
     "err",
     "fmt",
     "law_option",
     "main",
+    "output_path",
     "positive_float",
     "positive_int",
     "print_json",
     "probability",
+    "table_options",
 ]
 
 EXIT_USAGE = 2
@@ -43,31 +46,155 @@ def law_option(runs: str, law: str | None) -> str:
 
     if law is not None:
         return law
-    if runs in list_datasets():
+    if runs in list_datasets() or not Path(runs).exists():
+        # An unknown name gets the same "not a bundled dataset, did you mean" as load_runs.
         return dataset_info(runs)["law"]
     raise ConfigError("--law is required (e.g. --law chinchilla); see 'bayescale laws'")
+
+
+def output_path(text: str, option: str = "-o") -> Path:
+    """Check that ``text`` names a file the command can write, before any work is done.
+
+    Parameters
+    ----------
+    text : str
+        The path given on the command line.
+    option : str, default "-o"
+        The option that named it, for the message.
+
+    Returns
+    -------
+    pathlib.Path
+        The path, unchanged.
+
+    Raises
+    ------
+    ConfigError
+        If its directory does not exist or cannot be written to, or the path is a directory.
+    """
+    import os
+    import tempfile
+
+    out = Path(text)
+    where = f"cannot write {option} {text!r}"
+    if out.is_dir():
+        raise ConfigError(f"{where}: it is a directory; give a file name")
+    if not out.parent.is_dir():
+        raise ConfigError(f"{where}: directory {str(out.parent)!r} does not exist")
+    # Permission bits do not stop root, and a read-only file system only shows on writing, so
+    # write a probe where the atomic writer will put its temporary file.
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
+    except OSError as exc:
+        raise ConfigError(f"{where}: {exc.strerror or exc}") from None
+    os.close(fd)
+    os.unlink(probe)
+    return out
+
+
+def add_table_options(parser: argparse.ArgumentParser) -> None:
+    """Add the options that say how to read a runs table (every option of ``load_runs``)."""
+    table = parser.add_argument_group("reading the runs table")
+    table.add_argument("--columns", help="map canonical names to columns, e.g. N=params,D=tokens")
+    table.add_argument(
+        "--compute-unit", default="flops", help="unit of the C column: flops (default) or pf-days"
+    )
+    table.add_argument("--derive-compute", action="store_true", help="set C = 6 N D from N and D")
+    table.add_argument(
+        "--file-pattern",
+        metavar="REGEX",
+        help="regex with named groups read from each file name into columns",
+    )
+    table.add_argument(
+        "--value-map",
+        metavar="JSON",
+        help='map column labels to numbers: JSON text or file, e.g. {"size": {"190M": 1.9e8}}',
+    )
+    table.add_argument(
+        "--last-per-run",
+        nargs="?",
+        const=True,
+        metavar="COL",
+        help="keep each run's final checkpoint; COL identifies a run (default: a column named "
+        "run, run_id, run_name, name or source_file)",
+    )
+    table.add_argument(
+        "--drop-copies",
+        action="store_true",
+        help="drop rows identical in every column to an earlier row (default: an error)",
+    )
+    table.add_argument(
+        "--no-replicates",
+        dest="allow_replicates",
+        action="store_false",
+        help="refuse replicate runs (same inputs, different loss); default: use them",
+    )
+    table.add_argument(
+        "--max-loss",
+        type=positive_float,
+        metavar="NATS",
+        help="largest plausible loss in nats/token (default 20)",
+    )
+
+
+def table_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :func:`bayescale.runs.load_runs` from :func:`add_table_options`."""
+    options = {
+        "columns": args.columns,
+        "compute_unit": args.compute_unit,
+        "derive_compute": args.derive_compute,
+        "file_pattern": args.file_pattern,
+        "value_map": _value_map(args.value_map),
+        "last_per_run": args.last_per_run,
+        "drop_copies": args.drop_copies,
+        "allow_replicates": args.allow_replicates,
+    }
+    if args.max_loss is not None:
+        options["max_loss"] = args.max_loss
+    return options
+
+
+def _value_map(text: str | None) -> dict[str, Any] | None:
+    """``--value-map``: JSON text, or the path of a JSON file, of ``{column: {label: number}}``."""
+    if text is None:
+        return None
+    source = "--value-map"
+    if not text.lstrip().startswith("{"):
+        path = Path(text)
+        if not path.is_file():
+            raise ConfigError(f"--value-map {text!r} is neither JSON text nor an existing file")
+        source, text = f"--value-map file {text!r}", path.read_text(encoding="utf-8")
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+        raise ConfigError(f'{source} must be {{"column": {{"label": number, ...}}, ...}}')
+    return value
 
 
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.fitting import fit
     from bayescale.laws import get_law
+    from bayescale.runs import load_runs
 
     law = get_law(law_option(args.runs, args.law))
-    out = Path(args.output)
-    if not out.parent.exists():
-        raise ConfigError(
-            f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist"
-        )
+    out = output_path(args.output)
+    groups = args.group or []
+    table = load_runs(
+        args.runs,
+        required=(*law.inputs, "loss"),
+        groups=[*groups, *([args.offset_by] if args.offset_by else [])],
+        law_name=law.name,
+        **table_options(args),
+    )
     err(
         f"fitting {law.name} ({law.formula}) to {args.runs}: {args.chains} chains x {args.draws} "
         f"draws ({args.tune} tuning) with {args.sampler}"
     )
     result = fit(
-        args.runs,
+        table,
         law,
-        columns=args.columns,
-        compute_unit=args.compute_unit,
-        derive_compute=args.derive_compute,
         priors=args.priors,
         likelihood=args.likelihood,
         sampler=args.sampler,
@@ -76,7 +203,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         chains=args.chains,
         seed=args.seed,
         prior_draws=args.prior_draws,
-        groups=args.group or (),
+        groups=groups,
         pool=_key_values(args.pool, "--pool") or None,
         centred=_centred_option(args.centred),
         offset_by=args.offset_by,
@@ -138,6 +265,14 @@ def _cmd_summary(args: argparse.Namespace) -> int:
         f"runs: {summary['n_runs']}   sampler: {summary['sampler']}   "
         f"draws: {summary['chains']} x {summary['draws']}"
     )
+    replicates = summary.get("replicates") or {}
+    if replicates.get("n_sets"):
+        print(
+            f"replicates: {replicates['n_runs_in_sets']} runs in {replicates['n_sets']} sets "
+            f"of equal inputs ({replicates['n_points']} distinct input points)"
+        )
+    if summary.get("lack_of_fit"):
+        print(f"lack of fit: {summary['lack_of_fit']['message']}")
     pct = f"{args.prob:.0%}"
     header = (
         f"{'parameter':<22}{'mean':>12}{'sd':>12}{pct + ' HDI low':>14}{pct + ' HDI high':>14}"
@@ -231,11 +366,19 @@ def positive_float(text: str) -> float:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, like every other input error."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the problem and how to get help; exit with code 2."""
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``bayescale`` command."""
     from bayescale import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bayescale",
         description="Bayesian scaling-law inference: fit laws to training runs, get posteriors.",
     )
@@ -251,11 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--law", help="law to fit (see 'bayescale laws'); default: the bundled dataset's law"
     )
-    p.add_argument("--columns", help="map canonical names to columns, e.g. N=params,D=tokens")
-    p.add_argument(
-        "--compute-unit", default="flops", help="unit of the C column: flops (default) or pf-days"
-    )
-    p.add_argument("--derive-compute", action="store_true", help="set C = 6 N D from N and D")
+    add_table_options(p)
     p.add_argument("--priors", help="JSON or TOML file of prior overrides by parameter name")
     p.add_argument("--likelihood", default="normal", help="normal (default) or student_t")
     p.add_argument("--sampler", default="nutpie", help="nutpie (default), pymc or exact")
@@ -346,7 +485,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bayescale._startup import defer_dask_probes
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # usage errors (printed already), --help and --version
+        return int(exc.code or 0)
     warnings.showwarning = _show_warning
     if args.func is not _cmd_summary:  # which reads a stored summary without xarray
         defer_dask_probes()

@@ -105,7 +105,7 @@ _ORDER_COLUMNS = ("step", "D")
 def load_curves(
     source: Any,
     *,
-    run_id: str = RUN_ID,
+    run_id: str | None = None,
     columns: Mapping[str, str] | str | None = None,
     required: Sequence[str] = ("step",),
     groups: Sequence[str] = (),
@@ -118,9 +118,10 @@ def load_curves(
     ----------
     source : DataFrame, path, bundled dataset name or xarray.Dataset
         As for :func:`bayescale.runs.load_runs`; a Dataset is checked as it is.
-    run_id : str, default "run_id"
-        Column naming the run of each row (text or integers). For a directory with one CSV
-        per run use ``"source_file"``.
+    run_id : str, optional
+        Column naming the run of each row (text or integers). Default: the first column named
+        as in :data:`bayescale.runs.RUN_ID_COLUMNS` (``run``, ``run_id``, ``run_name``,
+        ``name``, then ``source_file``, which a directory with one CSV per run gets).
     columns : mapping or str, optional
         Canonical name to source column, e.g. ``{"N": "params", "step": "_step"}``.
     required : sequence of str, default ("step",)
@@ -136,7 +137,8 @@ def load_curves(
     -------
     xarray.Dataset
         As :func:`~bayescale.runs.load_runs` (dim ``run`` = one row per checkpoint), with the
-        run id column as text and attribute ``run_id`` naming it.
+        run id column as text and attribute ``run_id`` naming it as stored (a column ``run``
+        is stored as ``run_label``, see :func:`bayescale.runs.stored_column`).
 
     Raises
     ------
@@ -157,14 +159,14 @@ def load_curves(
     """
     import xarray as xr
 
-    from bayescale.runs import CANONICAL, load_runs
+    from bayescale.runs import CANONICAL, RUN_ID_COLUMNS, find_run_id, load_runs, stored_column
 
-    if run_id in CANONICAL or run_id == "run":
+    if run_id in CANONICAL:
         raise RunsTableError(
-            f"run id column {run_id!r} cannot be a canonical column or 'run'; name the column "
-            "that identifies each training run (e.g. 'run_id' or 'source_file')"
+            f"run id column {run_id!r} cannot be a canonical column; name the column "
+            "that identifies each training run (e.g. 'run' or 'source_file')"
         )
-    if run_id in groups:
+    if run_id is not None and run_id in groups:
         raise RunsTableError(f"column {run_id!r} cannot be both the run id and a group")
     if isinstance(source, xr.Dataset):
         table = source
@@ -179,10 +181,18 @@ def load_curves(
             columns=columns,
             required=(*required, "loss"),
             groups=groups,
-            allow_replicates=True,
             law_name=law_name,
-            **options,
+            **(options | {"allow_replicates": True}),
         )
+    if run_id is None:
+        run_id = find_run_id(list(table.data_vars))
+        if run_id is None or run_id in groups:
+            raise RunsTableError(
+                "a learning-curve table needs a column naming the run of each row, and none is "
+                f"named {', '.join(repr(c) for c in RUN_ID_COLUMNS)}; name it with run_id= "
+                f"(CLI: --run-id COL). Columns: {', '.join(map(str, table.data_vars))}."
+            )
+    run_id = stored_column(run_id)
     if run_id not in table:
         from bayescale.runs import _missing_column_error
 
@@ -635,7 +645,7 @@ def extrapolate(
     fit: Fit | None = None,
     finished: Any = None,
     law: str | Law = "kaplan_ns",
-    run_id: str = RUN_ID,
+    run_id: str | None = None,
     columns: Mapping[str, str] | str | None = None,
     per_run: int | None = PER_RUN,
     prob: float = 0.94,
@@ -675,8 +685,8 @@ def extrapolate(
         Curves of finished runs to fit together with the early points (``fit=None`` only).
     law : str or Law, default "kaplan_ns"
         Law to fit when ``fit`` is None.
-    run_id : str, default "run_id"
-        Run id column of the tables.
+    run_id : str, optional
+        Run id column of the tables (default: found by name, see :func:`load_curves`).
     columns : mapping or str, optional
         Column mapping for the tables (see :func:`load_curves`).
     per_run : int or None, default 30
@@ -736,6 +746,7 @@ def extrapolate(
 
     law = get_law(law)
     tables = [load_curves(early, run_id=run_id, columns=columns, required=law.inputs)]
+    run_id = tables[0].attrs["run_id"]
     if finished is not None:
         tables.insert(0, load_curves(finished, run_id=run_id, columns=columns, required=law.inputs))
     combined = _combine(tables, run_id, law)
@@ -770,7 +781,7 @@ def _update(
     early: Any,
     steps: Any,
     *,
-    run_id: str,
+    run_id: str | None,
     columns: Mapping[str, str] | str | None,
     per_run: int | None,
     prob: float,
@@ -786,6 +797,7 @@ def _update(
     _check_curve_fit(fit)
     law = fit.law
     table = load_curves(early, run_id=run_id, columns=columns, required=law.inputs)
+    run_id = table.attrs["run_id"]
     if per_run is not None:
         # As thin as the fitted runs were: the AR(1) residual's parameters were learned at
         # their spacing, and far denser rows would be weighted by what the fit never saw.
@@ -1015,6 +1027,7 @@ def minimum_steps(
         table = curves
     elif run_id is not None:
         table = load_curves(curves, run_id=run_id, columns=columns, required=("step", "batch"))
+        run_id = table.attrs["run_id"]
     else:
         table = load_runs(
             curves, columns=columns, required=("step", "batch"), allow_replicates=True

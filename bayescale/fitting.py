@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale import __version__
-from bayescale._io import atomic_path
+from bayescale._io import atomic_file
 from bayescale.errors import (
     ConfigError,
     FitFileError,
@@ -565,6 +565,20 @@ class Fit:
             dens = xr.apply_ufunc(stats.norm.logpdf, y, mu, post["sigma"])
         return dens.transpose("chain", "draw", "run").rename("log_loss")
 
+    def replicate_sets(self) -> np.ndarray:
+        """Give each set of replicate runs (same inputs, groups and offset level) a number.
+
+        Returns
+        -------
+        numpy.ndarray of int
+            One set number per run (see :func:`bayescale.runs.replicate_sets`).
+        """
+        from bayescale.runs import replicate_sets
+
+        offsets = self.meta.get("offsets")
+        labels = [*self.meta.get("groups", []), *([offsets["dim"]] if offsets else [])]
+        return replicate_sets(self.runs, self.law.inputs, labels)
+
     def _run_labels(self, columns: Sequence[str]) -> np.ndarray:
         return _group_labels(self.runs, columns)
 
@@ -598,10 +612,17 @@ class Fit:
         cols = ("mean", "sd", "hdi_low", "hdi_high", "r_hat", "ess_bulk")
         params = {str(name): {c: _num(row[c]) for c in cols} for name, row in table.iterrows()}
         d = self.diagnostics
+        sets = np.bincount(self.replicate_sets())
         return {
             "law": self.law.name,
             "formula": self.law.formula,
             "n_runs": self.n_runs,
+            "replicates": {
+                "n_points": int(sets.size),
+                "n_sets": int(np.sum(sets > 1)),
+                "n_runs_in_sets": int(np.sum(sets[sets > 1])),
+            },
+            "lack_of_fit": self._lack_of_fit() if np.any(sets > 1) else None,
             "sampler": self.settings.get("sampler"),
             "chains": self.settings.get("chains"),
             "draws": self.settings.get("draws"),
@@ -616,9 +637,18 @@ class Fit:
             },
         }
 
+    def _lack_of_fit(self) -> dict[str, Any] | None:
+        # Learning-curve fits have no replicates worth the name (rows of a run share N, but
+        # their steps differ), and the F test's residuals ignore run offsets.
+        if self.meta.get("run_effect"):
+            return None
+        from bayescale.backtest import lack_of_fit
+
+        return lack_of_fit(self).to_dict()
+
     # -- persistence -------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the fit to a netCDF file (atomically: temp file, then rename).
+        """Write the fit to a netCDF file (atomically: no partial file, even if killed).
 
         The file holds the posterior, the data it was fitted to, the law, priors, units,
         column mapping, sampler settings and the bayescale version.
@@ -649,8 +679,8 @@ class Fit:
             raise FitFileError(
                 f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist"
             )
-        with atomic_path(path) as tmp:
-            tree.to_netcdf(tmp, engine="h5netcdf")
+        with atomic_file(path) as handle:
+            tree.to_netcdf(handle, engine="h5netcdf")
         return path
 
     @classmethod
@@ -862,7 +892,7 @@ def fit(
     import xarray as xr
 
     from bayescale.priors import load_priors
-    from bayescale.runs import check_enough_points, load_runs
+    from bayescale.runs import check_enough_points, load_runs, stored_column
 
     law = get_law(law)
     likelihood = check_likelihood(likelihood)
@@ -929,6 +959,12 @@ def fit(
             law_name=law.name,
         )
     check_enough_points(table, law.inputs, law.n_params, law.name)
+    # From here on, columns are named as the loaded table stores them ("run" as "run_label").
+    group_cols = [stored_column(g) for g in group_cols]
+    offset_by = None if offset_by is None else stored_column(offset_by)
+    if run_id is not None:
+        run_id = table.attrs.get("run_id", stored_column(run_id))
+    _check_group_sizes(table, group_cols)
 
     pooling = offsets = None
     if group_cols:
@@ -1033,6 +1069,30 @@ def fit(
     return Fit(law, tree, used, data.summary, settings, diagnostics, meta)
 
 
+#: Fewest runs a group of a hierarchical fit may have: one run cannot tell the group's own
+#: curve from its noise, so its parameters would be the population's prior and nothing else.
+MIN_GROUP_RUNS = 2
+
+
+def _check_group_sizes(table: xr.Dataset, columns: Sequence[str]) -> None:
+    if not columns:
+        return
+    labels = _group_labels(table, columns)
+    names, counts = np.unique(labels, return_counts=True)
+    small = names[counts < MIN_GROUP_RUNS]
+    if small.size:
+        from bayescale.errors import RunsTableError
+
+        which = ", ".join(repr(str(n)) for n in small[:5]) + (
+            f" and {small.size - 5} more" if small.size > 5 else ""
+        )
+        raise RunsTableError(
+            f"group column {'/'.join(columns)!r}: group {which} has fewer than "
+            f"{MIN_GROUP_RUNS} runs; a hierarchical fit needs at least {MIN_GROUP_RUNS} runs per "
+            "group. Drop those runs or merge the group into another."
+        )
+
+
 def _group_labels(table: xr.Dataset, columns: Sequence[str]) -> np.ndarray:
     """One label per run: the group column's value, or values of several joined by '/'."""
     values = [np.asarray(table[c].values, dtype=str) for c in columns]
@@ -1094,7 +1154,9 @@ def _storable(ds: xr.Dataset) -> xr.Dataset:
         if out[name].dtype == object:
             out[name] = out[name].astype(str)
     out.attrs = {
-        k: (v if isinstance(v, str | int | float) else json.dumps(v)) for k, v in ds.attrs.items()
+        # Numbers read back from a fit file are NumPy scalars; netCDF stores them as they are.
+        k: (v if isinstance(v, str | int | float | np.number) else json.dumps(v))
+        for k, v in ds.attrs.items()
     }
     return out
 

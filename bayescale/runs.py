@@ -40,12 +40,16 @@ from bayescale.errors import RunsTableError, UnknownNameError, did_you_mean
 __all__ = [
     "CANONICAL",
     "PF_DAY_FLOPS",
+    "RUN_ID_COLUMNS",
     "bundled_dir",
     "check_enough_points",
     "dataset_info",
+    "find_run_id",
     "list_datasets",
     "load_runs",
     "parse_columns",
+    "replicate_sets",
+    "stored_column",
 ]
 
 CANONICAL: tuple[str, ...] = ("N", "D", "C", "loss", "step", "batch")
@@ -55,6 +59,20 @@ PF_DAY_FLOPS = 8.64e19
 """FLOPs in one petaflop/s-day: 1e15 FLOP/s × 86 400 s."""
 
 RUN_DIM = "run"
+
+#: Column names taken as the run identifier when none is named, in this order of preference
+#: (``source_file`` is what :func:`load_runs` adds for a directory with one CSV per run).
+RUN_ID_COLUMNS: tuple[str, ...] = ("run", "run_id", "run_name", "name", "source_file")
+
+# Dimension names of fits and predictions. A user column of one of these names is stored under
+# another name (see stored_column), so that a column called "run" never becomes the row
+# dimension's coordinate or a group dimension that shadows it.
+_RESERVED = (RUN_DIM, "chain", "draw", "point")
+_RESERVED_SUFFIX = "_label"
+
+#: Largest plausible loss in nats/token: the loss of a uniform guess over a 256k-token
+#: vocabulary is 12.5 nats, so a larger value is a perplexity, a percentage or a sum.
+MAX_LOSS = 20.0
 
 UNITS: dict[str, str] = {
     "N": "parameters (non-embedding)",
@@ -282,6 +300,15 @@ def _read_file(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
         # pandas' parser errors and pyarrow's ArrowInvalid are ValueErrors.
         reason = str(err).strip() or type(err).__name__
         raise RunsTableError(f"cannot read runs file {str(path)!r}: {reason}") from err
+    if frame.shape[1] == 1 and path.suffix.lower() in (".csv", ".tsv"):
+        header = str(frame.columns[0])
+        other = next((sep for sep in (";", "\t", "|", ",") if sep in header), None)
+        if other is not None:
+            raise RunsTableError(
+                f"cannot read runs file {str(path)!r}: it has one column {header!r}, which looks "
+                f"separated by {other!r}; .csv files must be comma-separated and .tsv files "
+                "tab-separated."
+            )
     return frame
 
 
@@ -361,6 +388,16 @@ def _as_float(table: _Table, column: str) -> np.ndarray:
     bad = np.flatnonzero(numeric.isna().to_numpy() & original.notna().to_numpy())
     if bad.size:
         raw = original.to_numpy()
+        with_unit = [i for i in bad if _UNIT_SUFFIX.match(str(raw[i]))]
+        if with_unit:
+            first = with_unit[0]
+            raise RunsTableError(
+                f"column {column!r} mixes numbers with units: value {raw[first]!r} in row "
+                f"{_row(table, int(first))} has a unit written with it"
+                + (f" (and {len(with_unit) - 1} more rows)" if len(with_unit) > 1 else "")
+                + f"; write plain numbers in {UNITS.get(column, 'one unit')} (e.g. 1.3e9, not "
+                "1.3B)."
+            )
         raise RunsTableError(
             f"column {column!r} must be numeric but has a non-numeric value "
             f"{raw[bad[0]]!r} in row {_row(table, int(bad[0]))}"
@@ -370,12 +407,18 @@ def _as_float(table: _Table, column: str) -> np.ndarray:
     return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+# A number followed by letters: "1.3B", "190M", "2e9 tokens", "3.1 nats".
+_UNIT_SUFFIX = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-z%][\w /%-]*$")
+
+
 def _plain_values(values: np.ndarray) -> list[float]:
     # Plain Python floats so messages read "-1.0", not "np.float64(-1.0)".
     return [float(v) for v in values]
 
 
-def _check_values(table: _Table, column: str, values: np.ndarray) -> None:
+def _check_values(
+    table: _Table, column: str, values: np.ndarray, max_loss: float = MAX_LOSS
+) -> None:
     # Every canonical column is a size, a count or a loss: zero or negative is a data error, and
     # the laws take logarithms of them.
     not_finite = np.flatnonzero(~np.isfinite(values))
@@ -390,6 +433,15 @@ def _check_values(table: _Table, column: str, values: np.ndarray) -> None:
             f"column {column!r} ({UNITS[column]}) has non-positive values in "
             f"{_rows_text(table, bad, _plain_values(values[bad]))}; it must be > 0."
         )
+    if column == "loss":
+        high = np.flatnonzero(values > max_loss)
+        if high.size:
+            raise RunsTableError(
+                f"column 'loss' has values above {max_loss:g} nats/token in "
+                f"{_rows_text(table, high, _plain_values(values[high]))}: is it a perplexity, "
+                "a percentage or a summed loss? bayescale needs the mean loss in nats per token "
+                "(if such losses are real, raise max_loss; CLI: --max-loss)."
+            )
 
 
 def _missing_column_error(
@@ -416,6 +468,51 @@ def _missing_column_error(
 def _as_names(names: Sequence[str] | str) -> tuple[str, ...]:
     # A bare string would otherwise be iterated character by character.
     return (names,) if isinstance(names, str) else tuple(names)
+
+
+def stored_column(name: str) -> str:
+    """Return the name under which a loaded table stores the user's column ``name``.
+
+    Columns named like a dimension of a fit (``run``, ``chain``, ``draw``, ``point``) get the
+    suffix ``_label`` (``run`` becomes ``run_label``); every other name is kept. Options that
+    name columns (groups, run ids, offsets) are translated with this function, so users always
+    write their own column names.
+
+    Parameters
+    ----------
+    name : str
+        A column name as written in the user's table.
+
+    Returns
+    -------
+    str
+        The variable name in the :class:`xarray.Dataset` returned by :func:`load_runs`.
+    """
+    return f"{name}{_RESERVED_SUFFIX}" if name in _RESERVED else name
+
+
+def find_run_id(columns: Sequence[str]) -> str | None:
+    """Return the column of ``columns`` that identifies runs, by name, or None.
+
+    The first of :data:`RUN_ID_COLUMNS` present is taken, compared either as written in the
+    user's table or as stored by :func:`load_runs` (``run`` is stored as ``run_label``).
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names of a table.
+
+    Returns
+    -------
+    str or None
+        The matching name as it appears in ``columns``.
+    """
+    present = set(columns)
+    for name in RUN_ID_COLUMNS:
+        for candidate in (name, stored_column(name)):
+            if candidate in present:
+                return candidate
+    return None
 
 
 def _compute_factor(compute_unit: str) -> float:
@@ -553,12 +650,40 @@ def _keep_last_rows(table: _Table, by: Sequence[str]) -> pd.DataFrame:
     position = np.arange(len(frame))
     sorted_rows = np.lexsort((position, np.nan_to_num(order, nan=-np.inf), has_loss, runs))
     last = np.r_[runs[sorted_rows][1:] != runs[sorted_rows][:-1], True]
-    keep = np.sort(sorted_rows[last])
+    return _keep_rows(table, np.sort(sorted_rows[last]))
+
+
+def _keep_rows(table: _Table, keep: np.ndarray) -> pd.DataFrame:
+    """Reduce ``table`` to the rows ``keep`` (0-based positions, in order)."""
     # Keep pointing messages at rows of the file a user has to open, not of the reduced table.
-    origin = table.origin or [("input", i + 1) for i in range(len(frame))]
+    origin = table.origin or [("input", i + 1) for i in range(len(table.frame))]
     table.origin = [origin[i] for i in keep]
-    table.frame = frame.iloc[keep].reset_index(drop=True)
+    table.frame = table.frame.iloc[keep].reset_index(drop=True)
     return table.frame
+
+
+def _check_copies(table: _Table, drop: bool) -> int:
+    """Refuse (or with ``drop``, remove) rows identical in every column; return how many went.
+
+    A row that repeats another in every column is an accidental second export, not a second
+    measurement: a rerun differs at least in its loss.
+    """
+    copies = table.frame.duplicated(keep="first").to_numpy()
+    if not copies.any():
+        return 0
+    if drop:
+        _keep_rows(table, np.flatnonzero(~copies))
+        return int(copies.sum())
+    first = int(np.flatnonzero(copies)[0])
+    same = table.frame.eq(table.frame.iloc[first]) | (
+        table.frame.isna() & table.frame.iloc[first].isna()
+    )
+    rows = np.flatnonzero(same.all(axis=1).to_numpy())
+    raise RunsTableError(
+        f"copied rows: {_rows_text(table, rows)} are identical in every column "
+        f"({int(copies.sum())} copied rows in all). Remove the copies, or pass "
+        "drop_copies=True (CLI: --drop-copies) to keep the first of each."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -573,11 +698,13 @@ def load_runs(
     derive_compute: bool = False,
     required: Sequence[str] = (),
     groups: Sequence[str] = (),
-    allow_replicates: bool = False,
+    allow_replicates: bool = True,
+    drop_copies: bool = False,
+    max_loss: float = MAX_LOSS,
     law_name: str | None = None,
     file_pattern: str | None = None,
     value_map: Mapping[str, Mapping[str, float]] | None = None,
-    last_per_run: Sequence[str] | str | None = None,
+    last_per_run: Sequence[str] | str | bool | None = None,
 ) -> xr.Dataset:
     """Load a runs table and check it.
 
@@ -603,9 +730,18 @@ def load_runs(
         required.
     groups : sequence of str, default ()
         Columns naming groups of runs (e.g. model family); their values become strings.
-    allow_replicates : bool, default False
-        Accept rows that share the law's inputs, group labels, ``step`` and ``batch``. By
-        default they are an error, since an accidental double export looks the same.
+    allow_replicates : bool, default True
+        Accept replicates: rows that share the law's inputs, group labels, ``step`` and
+        ``batch`` but differ elsewhere (reruns with another seed, typically in the loss). They
+        are the direct evidence of seed-to-seed noise and feed the noise model and the
+        lack-of-fit check (:func:`bayescale.backtest.lack_of_fit`). False makes them an error.
+    drop_copies : bool, default False
+        Rows identical in every column are copies (an accidental double export), an error by
+        default; True keeps the first of each and records how many went in the attribute
+        ``copies_dropped``.
+    max_loss : float, default 20
+        Largest accepted loss, nats/token: larger values are almost surely another metric
+        (perplexity, percent, summed loss), see :data:`MAX_LOSS`.
     law_name : str, optional
         Name of the law the table is loaded for; only used to say why a column is needed.
     file_pattern : str, optional
@@ -618,11 +754,12 @@ def load_runs(
         model-size label of a file name by its parameter count, ``{"size": {"190M":
         190354176}}``. Applied to the source columns, before ``columns``; a label without a
         number is an error.
-    last_per_run : str or sequence of str, optional
+    last_per_run : str, sequence of str or True, optional
         Column(s) identifying a run (e.g. ``"source_file"`` for a directory with one file per
         run): keep one row per run, its final checkpoint, i.e. the row with the largest
         ``step`` (the last row when there is no step column) among the rows with a loss.
-        Applied after ``columns``, so canonical or source names may be used.
+        Applied after ``columns``, so canonical or source names may be used. True takes the
+        first column named as in :data:`RUN_ID_COLUMNS` (``run``, ``run_id``, ...).
 
     Returns
     -------
@@ -630,15 +767,19 @@ def load_runs(
         One dimension, ``run`` (coordinate ``0 .. n-1``). A float64 variable per canonical
         column present (with a ``units`` attribute), and one per other column: group columns
         as strings, other numeric columns as numbers, other text as strings (missing as "").
+        A column named like a dimension (``run``, ``chain``, ``draw``, ``point``) is stored
+        as :func:`stored_column` says (``run`` as ``run_label``).
         Attributes: ``source`` (description), ``columns`` (JSON of the canonical → source
-        mapping used), ``compute_unit_in`` and ``groups`` (JSON list).
+        mapping used), ``compute_unit_in``, ``groups`` (JSON list of stored names) and
+        ``copies_dropped``.
 
     Raises
     ------
     RunsTableError
         If the table cannot be read, or a column is missing, not numeric, not finite, not
-        positive, or two rows are duplicate runs. The message names the column and the
-        1-based data row(s).
+        positive, a loss is above ``max_loss``, or rows are copies (or, with
+        ``allow_replicates=False``, replicates). The message names the column and the 1-based
+        data row(s).
     UnknownNameError
         If ``source`` is neither an existing file nor a bundled dataset.
 
@@ -687,11 +828,15 @@ def load_runs(
     if len(set(frame.columns)) != len(frame.columns):
         dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
         raise RunsTableError(f"runs table has duplicate column names: {_columns_text(dupes)}.")
-    if RUN_DIM in frame.columns:
-        raise RunsTableError(
-            f"runs table has a column named {RUN_DIM!r}, which is the name of the run dimension; "
-            f"rename it (e.g. to 'run_name')."
-        )
+    copies_dropped = _check_copies(table, drop_copies)
+    frame = table.frame
+    for name in frame.columns:
+        if stored_column(name) != name and stored_column(name) in frame.columns:
+            raise RunsTableError(
+                f"runs table has columns {name!r} and {stored_column(name)!r}; {name!r} is "
+                f"stored as {stored_column(name)!r} (it is the name of a dimension), so rename "
+                "one of them."
+            )
 
     # Map source names onto canonical ones.
     available = list(frame.columns)
@@ -726,7 +871,15 @@ def load_runs(
                 + (f" Did you mean {c!r}?" if (c := _closest(group, list(frame.columns))) else "")
             )
 
-    if last_per_run is not None:
+    if last_per_run is True:
+        last_per_run = find_run_id(list(frame.columns))
+        if last_per_run is None:
+            raise RunsTableError(
+                "last_per_run needs a column identifying each run, and none is named "
+                f"{' or '.join(repr(c) for c in RUN_ID_COLUMNS)}; name it (CLI: --last-per-run "
+                f"COL). Available columns: {_columns_text(list(frame.columns))}."
+            )
+    if last_per_run is not None and last_per_run is not False:
         canonical = {source: c for c, source in mapping.items()}
         run_columns = [canonical.get(c, c) for c in _as_names(last_per_run)]
         frame = _keep_last_rows(table, run_columns)
@@ -753,7 +906,7 @@ def load_runs(
 
     for column in CANONICAL:  # fixed order: the first problem reported is predictable
         if column in numeric:
-            _check_values(table, column, numeric[column])
+            _check_values(table, column, numeric[column], max_loss)
 
     group_values: dict[str, np.ndarray] = {}
     for group in groups:
@@ -784,9 +937,8 @@ def load_runs(
                 raise RunsTableError(
                     f"duplicate runs: {_rows_text(table, same)} have the same "
                     f"{', '.join(key_frame.columns)} ({int(dup.sum())} duplicated rows in all). "
-                    "Remove the copies; if they are genuine replicates pass "
-                    "allow_replicates=True, or if they differ in another column (e.g. learning "
-                    "rate) name it in groups."
+                    "Replicates were refused (allow_replicates=False); allow them, or if "
+                    "they differ in another column (e.g. learning rate) name it in groups."
                 )
 
     n = len(frame)
@@ -797,12 +949,11 @@ def load_runs(
     if derive_compute:
         data_vars["C"].attrs["derived"] = "6*N*D"
     for group in groups:
-        data_vars[group] = xr.Variable(RUN_DIM, group_values[group])
+        data_vars[stored_column(group)] = xr.Variable(RUN_DIM, group_values[group])
     for column in frame.columns:
-        if column not in data_vars:
-            data_vars[_storable_name(column, {*data_vars, *frame.columns})] = xr.Variable(
-                RUN_DIM, _extra_values(frame[column])
-            )
+        if column not in groups and column not in data_vars:
+            name = _storable_name(stored_column(column), {*data_vars, *frame.columns})
+            data_vars[name] = xr.Variable(RUN_DIM, _extra_values(frame[column]))
 
     return xr.Dataset(
         data_vars,
@@ -811,9 +962,34 @@ def load_runs(
             "source": table.description,
             "columns": json.dumps(used),
             "compute_unit_in": str(compute_unit),
-            "groups": json.dumps(list(groups)),
+            "groups": json.dumps([stored_column(g) for g in groups]),
+            "copies_dropped": copies_dropped,
         },
     )
+
+
+def replicate_sets(runs: xr.Dataset, inputs: Sequence[str], labels: Sequence[str] = ()) -> Any:
+    """Give each set of replicate runs a number: rows with equal inputs and labels share one.
+
+    Parameters
+    ----------
+    runs : xarray.Dataset
+        Runs as returned by :func:`load_runs`.
+    inputs : sequence of str
+        The law's input columns, e.g. ``("N", "D")``.
+    labels : sequence of str, default ()
+        Group and offset columns (stored names): runs with different labels are not replicates.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        One set number per run, ``0 .. m-1`` in order of first appearance; ``m`` is the
+        number of distinct input points, and a number shared by several runs marks replicates.
+    """
+    key = pd.DataFrame({k: np.asarray(runs[k].values) for k in inputs})
+    for column in labels:
+        key[column] = np.asarray(runs[column].values, dtype=str)
+    return key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
 
 
 def check_enough_points(

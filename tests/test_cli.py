@@ -1,7 +1,10 @@
-"""The command line: JSON output shapes, and one plain message + exit code 2 for every bad input."""
+"""The command line: JSON output shapes, replicates and run ids as users' tables have them.
+
+Bad input (one plain message, exit code 2, nothing written) is table-driven in
+``tests/test_cli_bad_input.py``; here only the console script's own exit code is checked.
+"""
 
 import json
-import re
 import subprocess
 import sys
 
@@ -94,112 +97,6 @@ def write(tmp_path, df, name="runs.csv"):
     return path
 
 
-def bad_tables():
-    base = ladder().rename(columns={"params": "N", "val_loss": "loss"}).drop(columns="tokens")
-    missing = base.drop(columns="N")
-    nonpos = base.copy()
-    nonpos.loc[2, "N"] = -5
-    nan = base.copy()
-    nan.loc[4, "loss"] = np.nan
-    dup = pd.concat([base, base.iloc[[3]]], ignore_index=True)
-    few = base.iloc[:2]
-    text = base.astype({"N": object})
-    text.loc[1, "N"] = "big"
-    return {
-        "missing column": (missing, r"no column 'N'"),
-        "non-positive N": (nonpos, r"N.*row 3|row 3.*N"),
-        "NaN loss": (nan, r"loss.*row 5|row 5.*loss"),
-        "duplicate runs": (dup, r"duplicate"),
-        "too few points": (few, r"at least 3"),
-        "non-numeric": (text, r"'big'|big"),
-    }
-
-
-@pytest.mark.parametrize("case", list(bad_tables()), ids=list(bad_tables()))
-def test_bad_runs_table_exits_2_with_message_and_writes_nothing(case, tmp_path, capsys):
-    df, pattern = bad_tables()[case]
-    csv = write(tmp_path, df)
-    out = tmp_path / "fit.nc"
-    code, _, err = run_cli(capsys, "fit", str(csv), "--law", "power_n", "-o", str(out))
-    assert code == 2
-    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
-    assert len(errors) == 1 and err.rstrip().endswith(errors[0])
-    assert "Traceback" not in err
-
-    assert re.search(pattern, err), err
-    assert not out.exists()
-    assert list(tmp_path.iterdir()) == [csv]  # no temp file either
-
-
-@pytest.mark.parametrize(
-    ("argv", "pattern"),
-    [
-        (["--law", "power_q"], r"unknown law 'power_q'.*power_n"),
-        (["--columns", "N=params,oops"], r"column mapping .*oops"),
-        (["--columns", "N=nope,loss=val_loss"], r"nope"),
-        (["--sampler", "gibbs", "--columns", "N=params,loss=val_loss"], r"unknown sampler 'gibbs'"),
-        (["--likelihood", "cauchy", "--columns", "N=params,loss=val_loss"], r"likelihood"),
-    ],
-    ids=[
-        "unknown-law",
-        "bad-columns-spec",
-        "unknown-column",
-        "unknown-sampler",
-        "unknown-likelihood",
-    ],
-)
-def test_bad_options_exit_2(argv, pattern, tmp_path, capsys):
-    csv = write(tmp_path, ladder())
-    out = tmp_path / "fit.nc"
-    law = [] if "--law" in argv else ["--law", "power_n"]
-    code, _, err = run_cli(capsys, "fit", str(csv), *law, *argv, "-o", str(out))
-    assert code == 2
-
-    assert re.search(pattern, err), err
-    assert not out.exists()
-
-
-def test_unknown_dataset_name_exits_2(tmp_path, capsys):
-    code, _, err = run_cli(
-        capsys, "fit", "no_such_ladder", "--law", "power_n", "-o", str(tmp_path / "f.nc")
-    )
-    assert code == 2
-    assert "no_such_ladder" in err
-
-
-def test_missing_output_directory_exits_2(tmp_path, capsys):
-    csv = write(tmp_path, ladder())
-    code, _, err = run_cli(
-        capsys,
-        "fit",
-        str(csv),
-        "--law",
-        "power_n",
-        "--columns",
-        "N=params,loss=val_loss",
-        "-o",
-        str(tmp_path / "nope" / "fit.nc"),
-    )
-    assert code == 2
-    assert "does not exist" in err
-
-
-def test_corrupt_fit_file_exits_2(fit_file, tmp_path, capsys):
-    broken = tmp_path / "broken.nc"
-    broken.write_bytes(fit_file.read_bytes()[:2000])
-    code, _, err = run_cli(capsys, "summary", str(broken))
-    assert code == 2
-    assert "broken.nc" in err and "Traceback" not in err
-
-
-def test_not_a_fit_file_exits_2(tmp_path, capsys):
-    other = tmp_path / "runs.csv"
-    ladder().to_csv(other)
-    code, _, err = run_cli(capsys, "summary", str(other))
-    assert code == 2
-    assert "not a netCDF file or corrupt" in err
-
-
 def test_debug_shows_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "bayescale", "--debug", "summary", str(tmp_path / "missing.nc")],
@@ -222,3 +119,60 @@ def test_console_script_exit_code_is_2_for_bad_input(tmp_path):
     assert (
         result.stderr.strip() == f"error: fit file {str(tmp_path / 'missing.nc')!r} does not exist"
     )
+
+
+def test_replicates_accepted_counted_and_used_by_lack_of_fit(tmp_path, capsys):
+    base = ladder(8).rename(columns={"params": "N", "val_loss": "loss"})
+    rerun = base.iloc[[1, 4, 6]].assign(loss=lambda f: f["loss"] * np.exp([0.004, -0.003, 0.002]))
+    csv = write(tmp_path, pd.concat([base, rerun], ignore_index=True))
+    out = tmp_path / "fit.nc"
+    code, _, _ = run_cli(
+        capsys, "fit", str(csv), "--law", "power_n", "--sampler", "exact", "-o", str(out)
+    )
+    assert code == 0
+    code, text, _ = run_cli(capsys, "summary", str(out))
+    assert code == 0
+    assert "replicates: 6 runs in 3 sets of equal inputs (8 distinct input points)" in text
+    assert "lack of fit: residual scatter" in text and "3 replicate sets" in text
+    doc = json.loads(run_cli(capsys, "summary", str(out), "--json")[1])
+    assert doc["replicates"] == {"n_points": 8, "n_sets": 3, "n_runs_in_sets": 6}
+    assert doc["lack_of_fit"]["n_replicate_sets"] == 3
+    # Refusing them is still possible, and says which rows.
+    code, _, err = run_cli(
+        capsys, "fit", str(csv), "--law", "power_n", "--no-replicates", "-o", str(out)
+    )
+    assert code == 2 and "duplicate runs: rows 2, 9" in err
+
+
+def test_drop_copies_from_the_cli(tmp_path, capsys):
+    base = ladder(8).rename(columns={"params": "N", "val_loss": "loss"})
+    csv = write(tmp_path, pd.concat([base, base.iloc[[2]]], ignore_index=True))
+    out = tmp_path / "fit.nc"
+    argv = ("fit", str(csv), "--law", "power_n", "--sampler", "exact", "-o", str(out))
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and "copied rows: rows 3, 9" in err and not out.exists()
+    code, _, _ = run_cli(capsys, *argv, "--drop-copies")
+    assert code == 0
+    assert json.loads(run_cli(capsys, "summary", str(out), "--json")[1])["n_runs"] == 8
+
+
+def test_checkpoint_table_with_a_run_column(tmp_path, capsys):
+    # One row per checkpoint, run ids in a column named "run": the final row of each run is
+    # found without naming the column, and "run" never collides with the run dimension.
+    rows = []
+    for k, n in enumerate(np.geomspace(1e6, 1e9, 8)):
+        final = evaluate("power_n", KAPLAN_N, {"N": np.array([n])})[0]
+        for step, extra in ((100, 0.5), (200, 0.2), (300, 0.0)):
+            rows.append({"run": f"r{k}", "N": n, "step": step, "loss": final + extra})
+    csv = write(tmp_path, pd.DataFrame(rows))
+    out = tmp_path / "fit.nc"
+    argv = ("fit", str(csv), "--law", "power_n", "--sampler", "exact", "-o", str(out))
+    code, _, err = run_cli(capsys, *argv, "--last-per-run")
+    assert code == 0, err
+    from bayescale.fitting import load_fit
+
+    runs = load_fit(out).runs
+    assert runs["run_label"].values.tolist() == [f"r{k}" for k in range(8)]
+    assert runs["step"].values.tolist() == [300.0] * 8
+    code, _, _ = run_cli(capsys, *argv, "--last-per-run", "run")
+    assert code == 0

@@ -19,9 +19,12 @@ from bayescale.runs import (
     bundled_dir,
     check_enough_points,
     dataset_info,
+    find_run_id,
     list_datasets,
     load_runs,
     parse_columns,
+    replicate_sets,
+    stored_column,
 )
 
 
@@ -554,44 +557,85 @@ def test_many_bad_rows_are_truncated():
 # duplicates
 
 
-def test_duplicate_runs_named():
+def test_replicates_accepted_by_default():
+    # Reruns at the same (N, D) with another seed differ in their loss: evidence of seed noise.
+    frame = make_frame(
+        N=[1e8, 1e8, 4e8, 8e8], D=[2e9, 2e9, 8e9, 1.6e10], loss=[3.2, 3.25, 2.8, 2.7]
+    )
+    runs = load_runs(frame, required=["N", "D"])
+    assert runs.sizes["run"] == 4
+    np.testing.assert_array_equal(replicate_sets(runs, ["N", "D"]), [0, 0, 1, 2])
+
+
+def test_replicate_sets_respect_labels():
+    frame = make_frame(N=[1e8, 1e8, 1e8, 8e8], D=[2e9] * 3 + [1.6e10], fam=["a", "b", "a", "a"])
+    runs = load_runs(frame, groups=["fam"])
+    np.testing.assert_array_equal(replicate_sets(runs, ["N", "D"], ["fam"]), [0, 1, 0, 2])
+    np.testing.assert_array_equal(replicate_sets(runs, ["N", "D"]), [0, 0, 0, 1])
+
+
+def test_replicates_refused_when_asked():
     frame = make_frame(N=[1e8, 2e8, 1e8, 8e8], D=[2e9, 4e9, 2e9, 1.6e10])
     with pytest.raises(RunsTableError, match="duplicate runs: rows 1, 3 have the same N, D"):
-        load_runs(frame, required=["N", "D"])
+        load_runs(frame, required=["N", "D"], allow_replicates=False)
 
 
-def test_duplicates_checked_on_default_inputs():
+def test_strict_duplicates_checked_on_default_inputs():
     frame = make_frame(N=[1e8, 2e8, 1e8, 8e8], D=[2e9, 4e9, 2e9, 1.6e10])
     with pytest.raises(RunsTableError, match="rows 1, 3"):
-        load_runs(frame)
+        load_runs(frame, allow_replicates=False)
 
 
-def test_duplicates_only_on_required_inputs():
-    # Same N in rows 1 and 3 is fine for a law of N alone only when D is not part of the key...
+def test_strict_duplicates_only_on_required_inputs():
+    # Same N in rows 1 and 3 is a replicate for a law of N alone...
     frame = make_frame(N=[1e8, 2e8, 1e8, 8e8])
     with pytest.raises(RunsTableError, match="rows 1, 3 have the same N"):
-        load_runs(frame, required=["N"])
+        load_runs(frame, required=["N"], allow_replicates=False)
     # ...while the default key (N, D) tells them apart.
-    assert load_runs(frame).sizes["run"] == 4
+    assert load_runs(frame, allow_replicates=False).sizes["run"] == 4
 
 
-def test_allow_replicates():
-    frame = make_frame(N=[1e8, 1e8, 4e8, 8e8], D=[2e9, 2e9, 8e9, 1.6e10])
-    runs = load_runs(frame, allow_replicates=True)
-    assert runs.sizes["run"] == 4
-
-
-def test_same_inputs_different_groups_are_fine():
+def test_strict_same_inputs_different_groups_are_fine():
     frame = make_frame(N=[1e8, 1e8, 4e8, 8e8], D=[2e9, 2e9, 8e9, 1.6e10], fam=["a", "b", "a", "a"])
-    assert load_runs(frame, groups=["fam"]).sizes["run"] == 4
+    assert load_runs(frame, groups=["fam"], allow_replicates=False).sizes["run"] == 4
     with pytest.raises(RunsTableError, match="duplicate runs"):
+        load_runs(frame, allow_replicates=False)
+
+
+def test_strict_same_inputs_same_group_are_duplicates():
+    frame = make_frame(N=[1e8, 1e8, 4e8, 8e8], D=[2e9, 2e9, 8e9, 1.6e10], fam=["a", "a", "b", "a"])
+    with pytest.raises(RunsTableError, match="rows 1, 2 have the same N, D, fam"):
+        load_runs(frame, groups=["fam"], allow_replicates=False)
+
+
+def test_copies_refused_naming_rows():
+    frame = make_frame(N=[1e8, 2e8, 1e8, 8e8], D=[2e9, 4e9, 2e9, 1.6e10], loss=[3.2, 3.0, 3.2, 2.7])
+    with pytest.raises(RunsTableError, match=r"copied rows: rows 1, 3 are identical in every"):
         load_runs(frame)
 
 
-def test_same_inputs_same_group_are_duplicates():
-    frame = make_frame(N=[1e8, 1e8, 4e8, 8e8], D=[2e9, 2e9, 8e9, 1.6e10], fam=["a", "a", "b", "a"])
-    with pytest.raises(RunsTableError, match="rows 1, 2 have the same N, D, fam"):
-        load_runs(frame, groups=["fam"])
+def test_copies_with_missing_cells_are_still_copies():
+    frame = make_frame(
+        note=["x", None, "y", None], loss=[3.2, 3.0, 2.8, 3.0], N=[1e8, 2e8, 4e8, 2e8]
+    )
+    frame["D"] = [2e9, 4e9, 8e9, 4e9]
+    with pytest.raises(RunsTableError, match="rows 2, 4 are identical"):
+        load_runs(frame)
+
+
+def test_drop_copies_keeps_first_and_counts():
+    frame = make_frame(
+        N=[1e8, 2e8, 1e8, 8e8, 1e8],
+        D=[2e9, 4e9, 2e9, 1.6e10, 2e9],
+        loss=[3.2, 3.0, 3.2, 2.7, 3.3],
+    )
+    runs = load_runs(frame, drop_copies=True)
+    assert runs["loss"].values.tolist() == [3.2, 3.0, 2.7, 3.3]
+    assert runs.attrs["copies_dropped"] == 1
+    # Messages after the drop still name the rows of the file.
+    frame.loc[4, "N"] = -1.0
+    with pytest.raises(RunsTableError, match=r"row 4 \(input row 5\)"):
+        load_runs(frame, drop_copies=True)
 
 
 def test_steps_and_batches_distinguish_rows():
@@ -629,9 +673,73 @@ def test_canonical_group_refused():
         load_runs(make_frame(), groups=["N"])
 
 
-def test_column_named_run_refused():
-    with pytest.raises(RunsTableError, match="column named 'run'"):
-        load_runs(make_frame(run=["a", "b", "c", "d"]))
+@pytest.mark.parametrize("name", ["run", "chain", "draw", "point"])
+def test_column_named_like_a_dimension_is_stored_aside(name):
+    runs = load_runs(make_frame(**{name: ["a", "b", "c", "d"]}))
+    assert stored_column(name) == f"{name}_label"
+    assert runs[f"{name}_label"].values.tolist() == ["a", "b", "c", "d"]
+    np.testing.assert_array_equal(runs["run"].values, np.arange(4))
+
+
+def test_group_named_run_is_stored_aside():
+    runs = load_runs(make_frame(run=["a", "a", "b", "b"]), groups=["run"])
+    assert runs["run_label"].values.tolist() == ["a", "a", "b", "b"]
+    assert json.loads(runs.attrs["groups"]) == ["run_label"]
+
+
+def test_column_and_its_stored_name_both_present_refused():
+    frame = make_frame(run=["a", "b", "c", "d"], run_label=["w", "x", "y", "z"])
+    with pytest.raises(RunsTableError, match="'run' and 'run_label'"):
+        load_runs(frame)
+
+
+@pytest.mark.parametrize(
+    ("columns", "expected"),
+    [
+        (["N", "run", "run_id"], "run"),
+        (["N", "run_label"], "run_label"),
+        (["N", "name", "run_name"], "run_name"),
+        (["N", "source_file"], "source_file"),
+        (["N", "D"], None),
+    ],
+)
+def test_find_run_id(columns, expected):
+    assert find_run_id(columns) == expected
+
+
+def test_last_per_run_finds_run_column():
+    frame = pd.DataFrame(
+        {
+            "run": ["a", "a", "b", "b"],
+            "N": [1e8, 1e8, 2e8, 2e8],
+            "D": [1e9, 2e9, 1e9, 2e9],
+            "step": [1, 2, 1, 2],
+            "loss": [3.5, 3.2, 3.3, 3.0],
+        }
+    )
+    runs = load_runs(frame, last_per_run=True)
+    assert runs["loss"].values.tolist() == [3.2, 3.0]
+    with pytest.raises(RunsTableError, match="none is named 'run' or 'run_id'"):
+        load_runs(frame.rename(columns={"run": "id"}), last_per_run=True)
+
+
+def test_loss_above_max_refused():
+    with pytest.raises(RunsTableError, match=r"above 20 nats/token in row 2 \(value 35\.0\)"):
+        load_runs(make_frame(loss=[3.2, 35.0, 2.8, 2.7]))
+    assert load_runs(make_frame(loss=[3.2, 35.0, 2.8, 2.7]), max_loss=40).sizes["run"] == 4
+
+
+def test_values_with_units_named():
+    frame = make_frame(N=["1e8", "2e8", "400M", "8e8"])
+    with pytest.raises(RunsTableError, match=r"column 'N' mixes numbers with units: value '400M'"):
+        load_runs(frame)
+
+
+def test_wrong_delimiter_named(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("N;D;loss\n1e8;2e9;3.0\n", encoding="utf-8")
+    with pytest.raises(RunsTableError, match="looks separated by ';'"):
+        load_runs(path)
 
 
 def test_duplicate_column_names_refused():
@@ -681,3 +789,38 @@ def test_group_labels_that_look_like_numbers_are_kept_as_written(tmp_path):
     path.write_text("N,loss,budget\n1e6,3.0,6e18\n1e7,2.8,01\n1e8,2.6,6e18\n")
     runs = load_runs(path, groups=["budget"])
     assert list(runs["budget"].values) == ["6e18", "01", "6e18"]
+
+
+# --------------------------------------------------------------------------------------------
+# run ids of learning-curve tables
+
+
+def curve_frame(id_column: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            id_column: ["a", "a", "b", "b"],
+            "N": [1e8, 1e8, 4e8, 4e8],
+            "step": [100, 200, 100, 200],
+            "loss": [4.1, 3.6, 3.9, 3.4],
+        }
+    )
+
+
+@pytest.mark.parametrize("column", ["run", "run_id", "run_name", "name"])
+def test_load_curves_finds_the_run_id_column(column):
+    from bayescale.curves import load_curves
+
+    table = load_curves(curve_frame(column))
+    stored = table.attrs["run_id"]
+    assert stored == stored_column(column)
+    assert table[stored].values.tolist() == ["a", "a", "b", "b"]
+    assert table.sizes["run"] == 4
+    # Naming it explicitly, by the user's name, gives the same table.
+    assert load_curves(curve_frame(column), run_id=column).identical(table)
+
+
+def test_load_curves_without_a_run_id_column_says_which_names_it_looks_for():
+    from bayescale.curves import load_curves
+
+    with pytest.raises(RunsTableError, match="none is named 'run', 'run_id'"):
+        load_curves(curve_frame("id"))

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 from typing import Any
 
-from bayescale.cli import err, fmt, law_option, positive_int, print_json, probability
+from bayescale.cli import (
+    add_table_options,
+    err,
+    fmt,
+    law_option,
+    positive_int,
+    print_json,
+    probability,
+    table_options,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,28 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--by", default="N", metavar="COL", help="hold out the runs largest in this (default N)"
     )
     p.add_argument("--prob", type=probability, default=0.94, help="interval probability")
-    table = p.add_argument_group("reading the table (as for 'bayescale fit')")
-    table.add_argument("--columns", help="map canonical names to columns, e.g. N=params,D=tokens")
-    table.add_argument(
-        "--compute-unit", default="flops", help="unit of the C column: flops (default) or pf-days"
-    )
-    table.add_argument("--derive-compute", action="store_true", help="set C = 6 N D")
-    table.add_argument(
-        "--file-pattern",
-        metavar="REGEX",
-        help="regex with named groups read from each file name into columns",
-    )
-    table.add_argument(
-        "--value-map",
-        metavar="JSON",
-        help='map column labels to numbers: JSON text or file, e.g. {"size": {"190M": 1.9e8}}',
-    )
-    table.add_argument(
-        "--last-per-run",
-        action="append",
-        metavar="COL",
-        help="keep each run's final checkpoint; COL identifies a run (e.g. source_file)",
-    )
+    add_table_options(p)
     model = p.add_argument_group("fitting (as for 'bayescale fit')")
     model.add_argument("--priors", help="JSON or TOML file of prior overrides")
     model.add_argument("--likelihood", default="normal", help="normal (default) or student_t")
@@ -123,12 +109,7 @@ def run(args: argparse.Namespace) -> int:
         holdout=holdout,
         by=args.by,
         prob=args.prob,
-        columns=args.columns,
-        compute_unit=args.compute_unit,
-        derive_compute=args.derive_compute,
-        file_pattern=args.file_pattern,
-        value_map=_value_map(args.value_map),
-        last_per_run=args.last_per_run,
+        **table_options(args),
         seed=args.seed,
         **fitting,
     )
@@ -220,24 +201,3 @@ def _fitting(args: argparse.Namespace) -> dict[str, Any]:
 
 def _by_method(baseline: str | None) -> str:
     return "" if baseline is None else f" with the {baseline} baseline"
-
-
-def _value_map(text: str | None) -> dict[str, Any] | None:
-    """``--value-map``: JSON text, or the path of a JSON file, of ``{column: {label: number}}``."""
-    from bayescale.errors import ConfigError
-
-    if text is None:
-        return None
-    source = "--value-map"
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--value-map {text!r} is neither JSON text nor an existing file")
-        source, text = f"--value-map file {text!r}", path.read_text(encoding="utf-8")
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise ConfigError(f'{source} must be {{"column": {{"label": number, ...}}, ...}}')
-    return value

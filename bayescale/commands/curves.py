@@ -18,10 +18,18 @@ Subcommands (JSON on stdout, exit code 2 on bad input):
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
-from bayescale.cli import err, positive_float, positive_int, print_json, probability
+from bayescale.cli import (
+    add_table_options,
+    err,
+    output_path,
+    positive_float,
+    positive_int,
+    print_json,
+    probability,
+    table_options,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,8 +94,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _table_options(a: argparse.ArgumentParser) -> None:
     a.add_argument("runs", help="per-step runs table (CSV, Parquet, JSON Lines, directory)")
-    a.add_argument("--run-id", default="run_id", help="run id column (default run_id)")
-    a.add_argument("--columns", help="map canonical names to columns, e.g. N=params,step=_step")
+    a.add_argument(
+        "--run-id",
+        help="run id column (default: a column named run, run_id, run_name, name or source_file)",
+    )
+    add_table_options(a)
     a.add_argument(
         "--min-step",
         type=positive_float,
@@ -126,7 +137,7 @@ def _fit_options(a: argparse.ArgumentParser) -> None:
 def _curves(args: argparse.Namespace, path: str, required: tuple[str, ...]) -> Any:
     from bayescale.curves import load_curves
 
-    table = load_curves(path, run_id=args.run_id, columns=args.columns, required=required)
+    table = load_curves(path, run_id=args.run_id, required=required, **table_options(args))
     if args.min_step is not None:
         table = table.isel(run=table["step"].values >= args.min_step)
         table = table.assign_coords(run=range(table.sizes["run"]))
@@ -145,24 +156,20 @@ def _per_run(value: int) -> int | None:
 
 def _fit(args: argparse.Namespace) -> int:
     from bayescale.curves import thin_curves
-    from bayescale.errors import ConfigError
     from bayescale.fitting import fit
     from bayescale.laws import get_law
 
     law = get_law(args.law)
-    out = Path(args.output)
-    if not out.parent.exists():
-        raise ConfigError(
-            f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist"
-        )
+    out = output_path(args.output)
     table = _curves(args, args.runs, law.inputs)
+    run_id = table.attrs["run_id"]
     per_run = _per_run(args.per_run)
     if per_run is not None:
-        table = thin_curves(table, per_run=per_run, run_id=args.run_id)
+        table = thin_curves(table, per_run=per_run, run_id=run_id)
     result = fit(
         table,
         law,
-        run_id=args.run_id,
+        run_id=run_id,
         run_noise=args.run_noise,
         draws=args.draws,
         tune=args.tune,
@@ -188,7 +195,7 @@ def _extrapolate(args: argparse.Namespace) -> int:
             early,
             args.step,
             fit=fitted,
-            run_id=args.run_id,
+            run_id=early.attrs["run_id"],
             per_run=_per_run(args.per_run),
             prob=args.prob,
             seed=args.seed,
@@ -202,7 +209,7 @@ def _extrapolate(args: argparse.Namespace) -> int:
             args.step,
             finished=finished,
             law=law,
-            run_id=args.run_id,
+            run_id=early.attrs["run_id"],
             per_run=_per_run(args.per_run),
             prob=args.prob,
             seed=args.seed,
@@ -242,7 +249,9 @@ def _minimum(args: argparse.Namespace) -> int:
             raise ConfigError("give both --b-star and --alpha-b")
         critical = given
     table = _curves(args, args.runs, ("step", "batch"))
-    result = minimum_steps(table, critical=critical, run_id=args.run_id, final_only=args.final_only)
+    result = minimum_steps(
+        table, critical=critical, run_id=table.attrs["run_id"], final_only=args.final_only
+    )
     print_json(posterior_table(result, prob=args.prob))
     return 0
 

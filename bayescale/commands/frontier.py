@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli import err, fmt, print_json
+from bayescale.cli import err, fmt, output_path, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -45,17 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale frontier``."""
-    from pathlib import Path
-
     from bayescale._io import atomic_write_text
-    from bayescale.errors import ConfigError
     from bayescale.optimal import compute_frontier
 
-    out = Path(args.output)
-    if not out.parent.exists():
-        raise ConfigError(
-            f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist"
-        )
+    out = output_path(args.output)
     front = compute_frontier(
         args.runs,
         bins_per_decade=args.bins_per_decade,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli import err, positive_float, probability
+from bayescale.cli import err, output_path, positive_float, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = write_report(
         args.fits,
-        args.output,
+        output_path(args.output),
         N=args.N,
         C=args.C,
         backtest=args.backtest,

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from bayescale.cli import err, fmt, positive_int, print_json, probability
+from bayescale.cli import err, fmt, output_path, positive_int, print_json, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -62,14 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale sbc``."""
-    from bayescale.errors import ConfigError
     from bayescale.validate import FAST, save_sbc, sbc
 
-    out = Path(args.output)
-    if not out.parent.exists():
-        raise ConfigError(
-            f"cannot write {str(out)!r}: directory {str(out.parent)!r} does not exist"
-        )
+    out = output_path(args.output)
     base = FAST if args.fast else {"n_sims": 200, "draws": 1000, "tune": 1000, "chains": 4}
     settings = {
         "n_sims": args.sims or base["n_sims"],
