@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayescale._io import atomic_path, atomic_write_text
+from bayescale._io import atomic_write_netcdf, atomic_write_text
 from bayescale.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -132,8 +132,7 @@ def _write(
     tree = value.copy() if isinstance(value, xr.DataTree) else xr.DataTree(value.copy())
     tree.attrs = {**tree.attrs, DIGEST_ATTR: digest}
     if store is not None:
-        with atomic_path(store / f"{key}.nc") as tmp:
-            tree.to_netcdf(tmp, engine="h5netcdf")
+        atomic_write_netcdf(tree, store / f"{key}.nc")
         (store / f"{key}.failed.json").unlink(missing_ok=True)
     return tree
 

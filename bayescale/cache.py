@@ -19,9 +19,15 @@ content, which is checked before anything in them is used, and the loaded code i
 on the new data before sampling; a damaged, truncated or incompatible entry is ignored and
 replaced, never fatal.
 
+Entries are written atomically (see :func:`bayescale._io.atomic_file`), so processes compiling
+the same model at once each write a complete entry and the last one wins, and (on Linux) a
+process killed while writing leaves no partial or temporary file.
+
 Location: ``$BAYESCALE_CACHE_DIR`` if set (``none`` disables the disk cache), else
-``$XDG_CACHE_HOME/bayescale`` (``~/.cache/bayescale``). Entries are about 0.5 MB each; remove
-them with :func:`clear_cache`.
+``$XDG_CACHE_HOME/bayescale`` (``~/.cache/bayescale``). A directory that cannot be created or
+written costs only speed: models are compiled without the disk cache, with one
+:class:`CacheWarning` per process. Entries are about 0.5 MB each; remove them with
+:func:`clear_cache`.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import logging
 import os
 import pickle
 import sys
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,13 +47,20 @@ from typing import Any
 
 import numpy as np
 
-from bayescale._io import atomic_path
+from bayescale._io import _pause_point, atomic_file
 from bayescale.laws import Law
 from bayescale.models import ModelData, build_model, graph_key
 from bayescale.priors import Prior
 from bayescale.start import FreeVar, free_vars
 
-__all__ = ["CompiledModel", "cache_dir", "clear_cache", "compiled_model", "model_key"]
+__all__ = [
+    "CacheWarning",
+    "CompiledModel",
+    "cache_dir",
+    "clear_cache",
+    "compiled_model",
+    "model_key",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +74,12 @@ _GRAPH_MODULES = ("laws", "models", "hierarchy", "priors")
 _PACKAGES = ("pymc", "pytensor", "nutpie", "numba", "llvmlite", "numpy")
 
 _MEMORY: dict[str, CompiledModel] = {}
+#: Cache directories already reported unusable in this process: one warning each, not one per fit.
+_WARNED: set[Path] = set()
+
+
+class CacheWarning(UserWarning):
+    """The disk cache of compiled models cannot be used; models are compiled in memory only."""
 
 
 @dataclass(frozen=True)
@@ -246,6 +266,7 @@ def _compile(
 
     nutpie = import_nutpie()
     model = build_model(law, data, priors=priors, likelihood=likelihood)
+    _pause_point("compile")
     compiled = nutpie.compile_pymc_model(model)
     free = free_vars(model)
     names, slices, _ = compiled.shape_info
@@ -278,19 +299,40 @@ def _compile(
     return CompiledModel(compiled, free, key, "compiled"), entry
 
 
+def _warn_unusable(directory: Path, exc: OSError) -> None:
+    """Say once per process and directory that the disk cache is off, and why."""
+    if directory in _WARNED:
+        return
+    _WARNED.add(directory)
+    warnings.warn(
+        f"compiled-model cache {str(directory)!r} is not usable ({exc.strerror or exc}); "
+        f"compiling without a disk cache, so every new process compiles again. Set {CACHE_ENV} "
+        "to a writable directory, or to 'none' to turn the disk cache off",
+        CacheWarning,
+        stacklevel=4,
+    )
+
+
 def _entry_path(key: str) -> Path | None:
+    """Where the entry for ``key`` lives; None when the disk cache is off or unusable."""
     directory = cache_dir()
-    return None if directory is None else directory / f"{key}{_SUFFIX}"
+    if directory is None:
+        return None
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # e.g. a path under a regular file: only costs speed
+        _warn_unusable(directory, exc)
+        return None
+    return directory / f"{key}{_SUFFIX}"
 
 
 def _save(path: Path, entry: dict[str, Any]) -> None:
     body = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_path(path) as tmp:
-            tmp.write_bytes(_MAGIC + hashlib.sha256(body).digest() + body)
+        with atomic_file(path) as handle:
+            handle.write(_MAGIC + hashlib.sha256(body).digest() + body)
     except OSError as exc:  # a read-only or full cache only costs speed
-        log.info("could not write compiled-model cache %s: %s", path, exc)
+        _warn_unusable(path.parent, exc)
 
 
 def _read(path: Path, key: str) -> dict[str, Any] | None:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale import __version__
-from bayescale._io import atomic_file
+from bayescale._io import atomic_write_netcdf
 from bayescale.errors import (
     ConfigError,
     FitFileError,
@@ -679,8 +679,7 @@ class Fit:
             raise FitFileError(
                 f"cannot write {str(path)!r}: directory {str(path.parent)!r} does not exist"
             )
-        with atomic_file(path) as handle:
-            tree.to_netcdf(handle, engine="h5netcdf")
+        atomic_write_netcdf(tree, path)
         return path
 
     @classmethod
