@@ -5,7 +5,7 @@ predictive bands for extrapolation, and diagnostics, instead of single least-squ
 
 Heavy dependencies (PyMC, ArviZ) are imported lazily so that ``import bayescale`` is fast.
 Functions named like their module (``predict``, ``overfit``, ``optimal``, ``compare``,
-``design``, ``backtest``) are imported from it, e.g. ``from bayescale.optimal import optimal``:
+``design``, ``backtest``) are imported from it, e.g. ``from bayescale.questions.optimal import optimal``:
 importing a submodule binds its name on the package, so a same-named export would be shadowed.
 """
 
@@ -17,33 +17,33 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "fit": "bayescale.fitting",
-    "Fit": "bayescale.fitting",
-    "load_fit": "bayescale.fitting",
-    "Diagnostics": "bayescale.fitting",
-    "list_samplers": "bayescale.fitting",
-    "Law": "bayescale.laws",
-    "get_law": "bayescale.laws",
-    "list_laws": "bayescale.laws",
-    "evaluate": "bayescale.laws",
-    "Prior": "bayescale.priors",
-    "load_runs": "bayescale.runs",
-    "list_datasets": "bayescale.runs",
-    "lack_of_fit": "bayescale.backtest",
-    "compute_frontier": "bayescale.optimal",
-    "runs_needed": "bayescale.design",
-    "plan": "bayescale.design",
-    "reference_priors": "bayescale.reference",
-    "get_reference": "bayescale.reference",
-    "list_references": "bayescale.reference",
-    "compare_fits": "bayescale.selection",
-    "loo": "bayescale.selection",
-    "BayescaleError": "bayescale.errors",
-    "RunsTableError": "bayescale.errors",
-    "UnknownNameError": "bayescale.errors",
-    "ConfigError": "bayescale.errors",
-    "FitFileError": "bayescale.errors",
-    "SamplingWarning": "bayescale.errors",
+    "fit": "bayescale.fitting.pipeline",
+    "Fit": "bayescale.fitting.pipeline",
+    "load_fit": "bayescale.fitting.pipeline",
+    "Diagnostics": "bayescale.fitting.pipeline",
+    "list_samplers": "bayescale.fitting.pipeline",
+    "Law": "bayescale.laws.base",
+    "get_law": "bayescale.laws.base",
+    "list_laws": "bayescale.laws.base",
+    "evaluate": "bayescale.laws.base",
+    "Prior": "bayescale.core.priors",
+    "load_runs": "bayescale.runs.table",
+    "list_datasets": "bayescale.runs.table",
+    "lack_of_fit": "bayescale.questions.backtest",
+    "compute_frontier": "bayescale.questions.optimal",
+    "runs_needed": "bayescale.questions.design",
+    "plan": "bayescale.questions.design",
+    "reference_priors": "bayescale.laws.published",
+    "get_reference": "bayescale.laws.published",
+    "list_references": "bayescale.laws.published",
+    "compare_fits": "bayescale.questions.selection",
+    "loo": "bayescale.questions.selection",
+    "BayescaleError": "bayescale.core.errors",
+    "RunsTableError": "bayescale.core.errors",
+    "UnknownNameError": "bayescale.core.errors",
+    "ConfigError": "bayescale.core.errors",
+    "FitFileError": "bayescale.core.errors",
+    "SamplingWarning": "bayescale.core.errors",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -2,6 +2,6 @@
 
 import sys
 
-from bayescale.cli import main
+from bayescale.cli.main import main
 
 sys.exit(main())

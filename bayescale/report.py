@@ -1,7 +1,7 @@
 """One self-contained HTML report of one or more fits.
 
 The report holds, per fit: the data table summary, the parameter table with HDIs and sampler
-diagnostics (warnings in a red box at the top), every figure of :mod:`bayescale.plots` that
+diagnostics (warnings in a red box at the top), every figure of :mod:`bayescale.plots.figures` that
 applies to the fitted law, predictions at the sizes asked for, the overfitting check where the
 law has one and, optionally, a leave-largest-out backtest; with several fits, a PSIS-LOO
 comparison table. Images are PNG data URIs and the page has no script and no external
@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.errors import BayescaleError, ConfigError, SamplingWarning
+from bayescale.core.errors import BayescaleError, ConfigError, SamplingWarning
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bayescale.fitting import Fit
+    from bayescale.fitting.pipeline import Fit
 
 __all__ = ["build_report", "figure_data_uri", "write_report"]
 
@@ -48,7 +48,7 @@ figcaption{font-size:.9em;color:#444}
 
 def figure_data_uri(fig: Figure) -> str:
     """Return a figure as a ``data:image/png;base64,...`` URI (PNG, 100 dpi)."""
-    from bayescale.plots import _metadata, _style
+    from bayescale.plots.figures import _metadata, _style
 
     buf = io.BytesIO()
     with _style():
@@ -160,7 +160,7 @@ def _params_section(fit: Fit, s: _Section, prob: float) -> None:
 
 
 def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float]]) -> None:
-    from bayescale import plots
+    from bayescale.plots import figures as plots
 
     if fit.meta.get("run_effect"):
         _try_figure(s, lambda: plots.plot_curves(fit), "learning curves and extrapolation bands")
@@ -190,8 +190,8 @@ def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float
 def _predictions_section(
     fit: Fit, s: _Section, N: Sequence[float], C: Sequence[float], prob: float
 ) -> None:
-    from bayescale import plots
-    from bayescale.predict import predict
+    from bayescale.plots import figures as plots
+    from bayescale.questions.predict import predict
 
     inputs = fit.law.inputs
     asked = {"N": list(N), "C": list(C)}
@@ -219,7 +219,7 @@ def _predictions_section(
         _try_figure(s, lambda: plots.plot_fan(fit, {name: asked[name]}, **group), "predictive fan")
     elif set(inputs) == {"N", "D"} and fit.pooling is None:
         if C:
-            from bayescale.optimal import optimal
+            from bayescale.questions.optimal import optimal
 
             doc = optimal(fit, C, prob=prob).to_dict()
             rows = [
@@ -240,7 +240,7 @@ def _predictions_section(
                 _table(["C (FLOPs)", "N_opt", "low", "high", "D_opt", "loss", "low", "high"], rows)
             )
         if N:
-            from bayescale.overfit import overfit
+            from bayescale.questions.overfit import overfit
 
             doc = overfit(fit, inputs={"N": list(N)}, prob=prob).to_dict()
             rows = [
@@ -257,7 +257,7 @@ def _predictions_section(
 
 
 def _overfit_section(fit: Fit, s: _Section) -> None:
-    from bayescale.overfit import overfit
+    from bayescale.questions.overfit import overfit
 
     if set(fit.law.inputs) != {"N", "D"} or fit.pooling is not None:
         return
@@ -276,8 +276,8 @@ def _overfit_section(fit: Fit, s: _Section) -> None:
 
 
 def _backtest_section(fit: Fit, s: _Section, prob: float) -> None:
-    from bayescale import plots
-    from bayescale.backtest import backtest
+    from bayescale.plots import figures as plots
+    from bayescale.questions.backtest import backtest
 
     if fit.meta.get("run_effect"):
         s.add('<p class="note">backtest: not run for learning-curve fits</p>')
@@ -310,7 +310,7 @@ def _backtest_section(fit: Fit, s: _Section, prob: float) -> None:
 
 
 def _comparison_section(fits: Mapping[str, Fit]) -> str:
-    from bayescale.selection import compare_fits
+    from bayescale.questions.selection import compare_fits
 
     s = _Section("comparison")
     rows = [[n, f.law.name, f.n_runs, len(f.diagnostics.problems)] for n, f in fits.items()]
@@ -424,8 +424,8 @@ def write_report(paths: Sequence[str | Path], output: str | Path, **options: Any
     Path
         The file written.
     """
-    from bayescale._io import atomic_write_text
-    from bayescale.fitting import load_fit
+    from bayescale.core.files import atomic_write_text
+    from bayescale.fitting.pipeline import load_fit
 
     out = Path(output)
     if not out.parent.exists():

@@ -35,8 +35,8 @@ from typing import Any
 
 from common import RESULTS, ROOT, describe_machine, quiet
 
-from bayescale._io import atomic_write_text
-from bayescale.backtest import backtest
+from bayescale.core.files import atomic_write_text
+from bayescale.questions.backtest import backtest
 
 OLMO_DIR = ROOT.parent / "shared" / "data" / "olmo-ladder" / "ladder-runs"
 #: Non-embedding parameters per size label (OLMo-ladder src/scaling/utils.py MODEL_PARAMS).

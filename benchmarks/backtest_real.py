@@ -8,8 +8,8 @@ only where that package imports (it is never a project dependency: install it be
 project as in ``benchmarks/README.md``); otherwise its rows say "not installed". Writes
 ``benchmarks/results/backtest_real_<table>.json`` and prints one line per split and method.
 
-Every table is read through the ordinary runs API (``bayescale.runs.load_runs`` via
-:func:`bayescale.backtest.backtest`); the only preprocessing is the user's own unit work in
+Every table is read through the ordinary runs API (``bayescale.runs.table.load_runs`` via
+:func:`bayescale.questions.backtest.backtest`); the only preprocessing is the user's own unit work in
 pandas, stated below. Each split is fitted on the kept runs and scored on the held-out ones
 (94 % observed-loss interval: coverage, width, interval score, log score) by
 
@@ -17,13 +17,13 @@ pandas, stated below. Each split is fitted on the kept runs and scored on the he
   ``discrepancy="distance"`` (scatter growing with the distance from the data); with
   ``--student-t`` also ``bayescale+student_t`` (``likelihood="student_t"``);
 * ``least_squares``: Huber loss on log loss, L-BFGS from a grid of starts, bootstrap over runs
-  plus resampled residuals (:func:`bayescale.leastsq.fit_least_squares`, the Chinchilla /
+  plus resampled residuals (:func:`bayescale.fitting.leastsq.fit_least_squares`, the Chinchilla /
   Epoch procedure);
 * ``simple_scaling_laws``: the PyPI package's closest law family (``separable-power`` for
   ``chinchilla`` and ``power_d_e``, ``kaplan-joint-power`` for ``kaplan_nd``), its
   wild-bootstrap ``new-run`` predictive draws (one training run per row).
 
-Baselines are scored from their draws by :func:`bayescale.backtest.score_draws` (HDI, width,
+Baselines are scored from their draws by :func:`bayescale.questions.backtest.score_draws` (HDI, width,
 interval score, and a log score from a kernel density of the draws).
 
 Tables:
@@ -69,9 +69,9 @@ from backtest_olmo import OLMO_DIR, SPLITS
 from backtest_olmo import reader as olmo_reader
 from common import RESULTS, ROOT, describe_machine, quiet
 
-from bayescale._io import atomic_write_text
-from bayescale.backtest import Backtest, backtest
-from bayescale.laws import get_law
+from bayescale.core.files import atomic_write_text
+from bayescale.questions.backtest import Backtest, backtest
+from bayescale.laws.base import get_law
 
 DATA = ROOT.parent / "shared" / "data"
 GEMSTONES = DATA / "gemstones"
@@ -163,7 +163,7 @@ def methods(
     if bayes and student_t:
         out |= {name: (None, kwargs) for name, kwargs in STUDENT_T.items()}
     try:
-        from bayescale.leastsq import fit_least_squares
+        from bayescale.fitting.leastsq import fit_least_squares
 
         out["least_squares"] = (fit_least_squares, {"n_bootstrap": 500})
     except ImportError as error:

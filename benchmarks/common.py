@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from conftest import RANGES, design, simulate, true_params  # noqa: E402
 
-from bayescale.laws import get_law  # noqa: E402
+from bayescale.laws.base import get_law  # noqa: E402
 
 __all__ = ["RANGES", "design", "true_params"]  # re-exported from the test suite's simulator
 

@@ -55,7 +55,7 @@ from common import (
 )
 
 import bayescale as bs
-from bayescale.laws import evaluate, list_laws
+from bayescale.laws.base import evaluate, list_laws
 
 SEED = 1
 #: Laws that need inputs other than N, D, C, or a learning-curve layout, get their own case.
@@ -67,7 +67,7 @@ CURVE_LAWS = ("kaplan_ns", "kaplan_ns_bcrit", "critical_batch")
 # --------------------------------------------------------------------------------------------
 def run_bayescale(case: str, runs: pd.DataFrame, law: str, **kw: Any) -> dict[str, Any]:
     """Fit three times: first ever (compile), warm in memory, and from the disk cache."""
-    from bayescale import cache
+    from bayescale.fitting import cache
 
     cache.clear_cache()
     with quiet():

@@ -17,12 +17,12 @@ used is recorded.
 Fits run on a Dask LocalCluster (``--workers``, default 2) and are kept under
 ``benchmarks/results/sbc/<configuration>/``: an interrupted run resumes where it stopped, and
 a re-run only adds missing simulations. Each configuration's result is saved with
-:func:`bayescale.validate.save_sbc` as ``benchmarks/results/sbc_<configuration>.nc``; the
+:func:`bayescale.calibration.sbc.save_sbc` as ``benchmarks/results/sbc_<configuration>.nc``; the
 summary of all of them is ``sbc_full.json`` (per configuration: settings, simulations, failed
 fits, divergences, both p-values per parameter, verdict, wall time) and the table
 ``sbc_full.md`` (included in docs/validation.md). Configurations never run are listed as
 "not run". ``--figures`` draws ``docs/figures/sbc_<configuration>.png`` from the saved results
-with :func:`bayescale.plots.plot_sbc`.
+with :func:`bayescale.plots.figures.plot_sbc`.
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ import numpy as np
 from common import RESULTS, ROOT, describe_machine
 
 import bayescale as bs
-from bayescale._io import atomic_write_text
-from bayescale.fitting import RHAT_MAX
-from bayescale.validate import load_sbc, save_sbc, sbc
+from bayescale.core.files import atomic_write_text
+from bayescale.fitting.pipeline import RHAT_MAX
+from bayescale.calibration.sbc import load_sbc, save_sbc, sbc
 
 #: ``bayescale sbc`` defaults (the full configuration).
 FULL = {"n_sims": 200, "draws": 1000, "tune": 1000, "chains": 4, "n_runs": 30}
@@ -209,7 +209,7 @@ def markdown(entries: Mapping[str, Any]) -> str:
 
 def figures() -> list[Path]:
     """Draw ``docs/figures/sbc_<configuration>.png`` from every saved result."""
-    from bayescale.plots import plot_sbc, save_figure
+    from bayescale.plots.figures import plot_sbc, save_figure
 
     out = []
     for name in configurations():
@@ -247,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     from distributed import Client, LocalCluster
 
     WORK.mkdir(parents=True, exist_ok=True)
-    # One thread per worker, as bayescale.batch does: nutpie runs chains on its own threads.
+    # One thread per worker, as bayescale.fitting.batch does: nutpie runs chains on its own threads.
     with (
         LocalCluster(
             n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None

@@ -2,7 +2,7 @@
 
 Every dataset is a runs table ``data/<name>.csv`` plus a metadata sidecar ``data/<name>.json``
 recording the exact generating law, parameters, noise level and seed. Losses are computed with
-:func:`bayescale.laws.evaluate` (the same code the fits use) and multiplied by log-normal noise:
+:func:`bayescale.laws.base.evaluate` (the same code the fits use) and multiplied by log-normal noise:
 ``loss = L_true * exp(sd * z)`` with ``z ~ Normal(0, 1)``, i.e. Gaussian noise of standard
 deviation ``sd`` on the natural log of the loss. The noise of row ``i`` (in file order) is the
 ``i``-th draw of ``numpy.random.default_rng(seed).normal(0, sd)``, so the sidecar's law, params,
@@ -31,8 +31,8 @@ DATA_DIR = Path(__file__).resolve().parent
 if str(DATA_DIR.parent) not in sys.path:
     sys.path.insert(0, str(DATA_DIR.parent))
 
-from bayescale.laws import evaluate  # noqa: E402
-from bayescale.reference import get_reference  # noqa: E402
+from bayescale.laws.base import evaluate  # noqa: E402
+from bayescale.laws.published import get_reference  # noqa: E402
 
 GENERATOR = "data/make_datasets.py"
 NOISE_SD = 0.01
@@ -58,7 +58,7 @@ UNITS_TOTAL = {**UNITS_NON_EMBEDDING, "N": "parameters (total)"}
 LOSS_DECIMALS = 6
 
 # Kaplan et al. 2020, joint L(N, D) fit (their eq. 1.5 / Table 2), as registered in
-# bayescale.reference.
+# bayescale.laws.published.
 KAPLAN_PARAMS = dict(get_reference("kaplan2020_nd").params)
 KAPLAN_SEED = 200108361  # the arXiv id
 
@@ -295,7 +295,7 @@ def build_curves() -> tuple[pd.DataFrame, dict]:
             "published alpha_N = 0.077, N_c = 6.5e13, alpha_S = 0.76, S_c = 2.1e3, "
             "B* = 2e8 tokens, alpha_B = 0.21, and are multiplied by independent log-normal "
             f"noise with sd {NOISE_SD} in log loss. Fit with the 'kaplan_ns_bcrit' law and "
-            "run_id='run_id' (bayescale.curves)."
+            "run_id='run_id' (bayescale.runs.curves)."
         ),
         "law": "kaplan_ns_bcrit",
         "params": dict(CURVES_PARAMS),

@@ -16,7 +16,7 @@ import pandas as pd
 from conftest import simulate_law
 
 import bayescale as bs
-from bayescale.errors import SamplingWarning
+from bayescale.core.errors import SamplingWarning
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 SMALL = {"draws": 200, "tune": 300, "chains": 2, "seed": 0, "progressbar": False}
@@ -69,7 +69,7 @@ def curve_table() -> pd.DataFrame:
 @quiet
 def curve_fit() -> bs.Fit:
     """kaplan_ns with per-run offsets on the first part of three bundled curves."""
-    from bayescale.curves import load_curves, thin_curves
+    from bayescale.questions.curves import load_curves, thin_curves
 
     table = curve_table()
     early = load_curves(table[table["step"] <= CURVE_CUT], required=("N", "step"))

@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.laws import evaluate, get_law
-from bayescale.runs import PF_DAY_FLOPS
+from bayescale.laws.base import evaluate, get_law
+from bayescale.runs.table import PF_DAY_FLOPS
 
 #: Log-uniform input ranges (canonical units) used by :func:`design`.
 RANGES: dict[str, tuple[float, float]] = {

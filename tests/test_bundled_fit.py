@@ -1,7 +1,7 @@
 """The README's main job: kaplan_nd on the bundled Kaplan ladder recovers alpha_N/alpha_D."""
 
 import bayescale as bs
-from bayescale.runs import dataset_info
+from bayescale.runs.table import dataset_info
 
 
 def test_kaplan_ladder_recovers_exponent_ratio():

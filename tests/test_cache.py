@@ -20,11 +20,11 @@ import pytest
 from conftest import simulate_law
 
 import bayescale as bs
-from bayescale import cache
-from bayescale.laws import get_law
-from bayescale.models import ModelData, data_values, default_priors
-from bayescale.priors import Prior
-from bayescale.start import initial_point_fn, start_point
+from bayescale.fitting import cache
+from bayescale.laws.base import get_law
+from bayescale.model.build import ModelData, data_values, default_priors
+from bayescale.core.priors import Prior
+from bayescale.model.start import initial_point_fn, start_point
 
 LAW = "chinchilla"
 SETTINGS = {"draws": 1000, "tune": 1000, "chains": 2, "seed": 11}
@@ -35,7 +35,7 @@ import json, sys
 import numpy as np
 import pandas as pd
 import bayescale as bs
-from bayescale import cache
+from bayescale.fitting import cache
 
 def refuse(*args, **kwargs):
     raise AssertionError("compiled although the cache had the model")
@@ -124,7 +124,7 @@ def test_same_graph_other_data_reuses_the_model(cache_env, monkeypatch):
 #: Runs the CLI in a fresh interpreter, then reports which heavy packages it imported.
 CLI_CHILD = """
 import json, sys
-from bayescale.cli import main
+from bayescale.cli.main import main
 code = main(sys.argv[2:])
 heavy = {"arviz", "arviz_base", "arviz_stats", "arviz_plots", "matplotlib", "pymc", "pytensor",
          "dask", "distributed", "scipy.stats", "scipy.optimize"}
@@ -168,7 +168,7 @@ def test_cli_fit_and_summary_from_the_cache_import_no_heavy_package(cache_env, t
 
 
 def test_summary_falls_back_to_the_draws_for_another_probability(cache_env, tmp_path):
-    from bayescale.fitting import stored_summary
+    from bayescale.fitting.pipeline import stored_summary
 
     path = cache_env["first"].save(tmp_path / "fit.nc")
     assert stored_summary(path)["params"] == cache_env["first"].summary_dict()["params"]
@@ -183,7 +183,7 @@ def test_raw_trace_conversion_matches_nutpies_own(cache_env):
     import pandas as pd
     from nutpie.sample import _arrow_to_arviz
 
-    from bayescale import _nutpie
+    from bayescale.fitting import nutpie as _nutpie
 
     law = get_law(LAW)
     runs = cache_env["runs"]
@@ -230,7 +230,7 @@ def test_raw_trace_conversion_matches_nutpies_own(cache_env):
 def test_nutpie_is_imported_without_arviz_and_arviz_still_works():
     code = (
         "import sys\n"
-        "from bayescale._nutpie import import_nutpie\n"
+        "from bayescale.fitting.nutpie import import_nutpie\n"
         "nutpie = import_nutpie()\n"
         "assert 'arviz' not in sys.modules, 'arviz imported'\n"
         "s = sys.modules['nutpie.sample']\n"
@@ -246,7 +246,7 @@ def test_deferred_dask_probes_hand_over_once_dask_is_imported(tmp_path):
     code = (
         "import sys\n"
         "import numpy as np, xarray as xr\n"
-        "from bayescale._startup import defer_dask_probes\n"
+        "from bayescale.cli.startup import defer_dask_probes\n"
         "assert defer_dask_probes()\n"
         "ds = xr.Dataset({'x': ('i', np.arange(4.0))}, coords={'i': np.arange(4)})\n"
         f"ds.to_netcdf({str(tmp_path / 'a.nc')!r}, engine='h5netcdf')\n"

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.cli import main
-from bayescale.laws import evaluate
+from bayescale.cli.main import main
+from bayescale.laws.base import evaluate
 
 TRUE = {"E": 1.7, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}
 
@@ -240,7 +240,7 @@ def test_table_has_at_least_30_cases():
 def test_debug_shows_the_traceback(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     edit("N", 2, -5.0)(ladder()).to_csv("runs.csv", index=False)
-    from bayescale.errors import RunsTableError
+    from bayescale.core.errors import RunsTableError
 
     with pytest.raises(RunsTableError, match="non-positive"):
         main(["--debug", *FIT])

@@ -17,11 +17,11 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.compare import compare, first_crossing
-from bayescale.errors import ConfigError, SamplingWarning, UnknownNameError
-from bayescale.laws import evaluate
-from bayescale.priors import Prior
+from bayescale.cli.main import main
+from bayescale.questions.compare import compare, first_crossing
+from bayescale.core.errors import ConfigError, SamplingWarning, UnknownNameError
+from bayescale.laws.base import evaluate
+from bayescale.core.priors import Prior
 
 UNPOOLED = {"log_L0": "none", "alpha_N": "none"}
 N_PER_ARM = 8

@@ -1,7 +1,7 @@
 """The exact posterior of log-linear laws, and NUTS checked against it.
 
 For ``power_n``, ``power_d`` and ``power_c`` with Normal priors on both latents the posterior is
-known in closed form given sigma (see :mod:`bayescale.conjugate`). That makes two checks
+known in closed form given sigma (see :mod:`bayescale.fitting.exact`). That makes two checks
 possible that no other law allows:
 
 * NUTS (nutpie, the default sampler) must reproduce the exact means within Monte Carlo error
@@ -19,11 +19,11 @@ from conftest import simulate, simulate_law, true_params
 from scipy import stats
 
 import bayescale as bs
-from bayescale.conjugate import exact_posterior
-from bayescale.errors import ConfigError
-from bayescale.laws import get_law
-from bayescale.models import ModelData, default_priors
-from bayescale.priors import Prior
+from bayescale.fitting.exact import exact_posterior
+from bayescale.core.errors import ConfigError
+from bayescale.laws.base import get_law
+from bayescale.model.build import ModelData, default_priors
+from bayescale.core.priors import Prior
 
 LOG_LINEAR = ["power_n", "power_d", "power_c"]
 #: Same ladder size as test_recovery, so the compiled nutpie models are reused.
@@ -131,7 +131,7 @@ def test_exact_accepts_any_sigma_prior():
 
 
 def _quadrature_moments(u, y, m0, v0, sigma_logpdf) -> dict[str, tuple[float, float]]:
-    """Posterior moments by brute force, written independently of bayescale.conjugate.
+    """Posterior moments by brute force, written independently of bayescale.fitting.exact.
 
     Marginalising the Normal latents beta ~ N(m0, diag(v0)) out of y = X beta + eps gives
     y | sigma ~ N(X m0, K + sigma^2 I) with K = X V0 X'. With K = Q diag(lam) Q', every

@@ -19,9 +19,9 @@ from conftest import true_params
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
-import bayescale.laws as laws
-from bayescale.cli import main
-from bayescale.curves import (
+import bayescale.laws.base as laws
+from bayescale.cli.main import main
+from bayescale.questions.curves import (
     KAPLAN_BCRIT,
     compute_efficient,
     extrapolate,
@@ -31,8 +31,8 @@ from bayescale.curves import (
     prediction_rows,
     thin_curves,
 )
-from bayescale.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
-from bayescale.laws import DataSummary, evaluate, get_law
+from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
+from bayescale.laws.base import DataSummary, evaluate, get_law
 
 RUN = "run_name"
 N_RUNS = 22
@@ -368,9 +368,9 @@ def test_fit_with_runs_round_trips(recovered, tmp_path):
 
 
 def test_predict_new_run_includes_run_offsets(recovered):
-    """bayescale.predict at (N, step) is the loss of a new run: its observed band includes the
+    """bayescale.questions.predict at (N, step) is the loss of a new run: its observed band includes the
     run-offset scale, so it is wider than the point-to-point noise alone allows."""
-    from bayescale.predict import predict
+    from bayescale.questions.predict import predict
 
     pred = predict(recovered, {"N": 1e8, "step": 5e4})
     log_obs = np.log(pred.observed.values.ravel())
@@ -613,7 +613,7 @@ def test_cli_minimum_and_bad_input(tmp_path, capsys):
 
 
 def test_bundled_curves_dataset_loads_as_curves():
-    from bayescale.runs import dataset_info
+    from bayescale.runs.table import dataset_info
 
     info = dataset_info("kaplan_curves")
     curves = load_curves(

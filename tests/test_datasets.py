@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.laws import evaluate, get_law, list_laws
-from bayescale.runs import dataset_info, list_datasets, load_runs
+from bayescale.laws.base import evaluate, get_law, list_laws
+from bayescale.runs.table import dataset_info, list_datasets, load_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data"

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.design import _target_function, band_width, design, plan, runs_needed
-from bayescale.errors import ConfigError, RunsTableError, UnknownNameError
-from bayescale.laws import evaluate, get_law
+from bayescale.cli.main import main
+from bayescale.questions.design import _target_function, band_width, design, plan, runs_needed
+from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
+from bayescale.laws.base import evaluate, get_law
 
 TRUTH = {"alpha_N": 0.076, "N_c": 8.8e13}
 NOISE = 0.02

@@ -1,6 +1,6 @@
 """NumPy diagnostics and summary table checked against ArviZ on the same draws.
 
-:mod:`bayescale.diagnostics` re-implements ArviZ's rank-normalised R-hat, bulk/tail ESS,
+:mod:`bayescale.core.stats` re-implements ArviZ's rank-normalised R-hat, bulk/tail ESS,
 MCSE and HDI so that the CLI does not import ArviZ. Here both are run on the same arrays:
 AR(1) chains of several autocorrelations, chain counts and odd lengths, plus the awkward
 cases (ties, a constant element, a stuck chain, heavy tails, infinities, NaN, too few draws),
@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale import diagnostics
-from bayescale.errors import SamplingWarning
+from bayescale.core import stats as diagnostics
+from bayescale.core.errors import SamplingWarning
 
 #: The implementations differ only in floating-point summation order and in the inverse
 #: normal CDF (AS241 here, cephes ndtri in SciPy), both ~1e-15 relative.
@@ -228,7 +228,7 @@ def test_diagnostics_import_no_arviz_or_scipy():
         "import sys\n"
         "before = set()\n"
         "import numpy as np\n"
-        "import bayescale.diagnostics as d\n"
+        "import bayescale.core.stats as d\n"
         "x = np.random.default_rng(0).normal(size=(2, 50, 3))\n"
         "d.rhat(x); d.ess_bulk(x); d.ess_tail(x); d.ess_mean(x)\n"
         "d.mcse_mean(x); d.mcse_sd(x); d.hdi(x, 0.9)"
@@ -245,7 +245,7 @@ def test_summary_table_imports_no_arviz_or_scipy():
         "x = np.random.default_rng(0).normal(size=(2, 50, 3))\n"
         "ds = xr.Dataset({'a': (('chain', 'draw', 'k'), x)}, coords={'k': ['p', 'q', 'r']})\n"
         "before = set(sys.modules)\n"
-        "import bayescale.diagnostics as d\n"
+        "import bayescale.core.stats as d\n"
         "table = d.summary_table(ds)\n"
         "assert list(table.index) == ['a[p]', 'a[q]', 'a[r]'], table.index"
     )

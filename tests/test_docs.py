@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 import bayescale
-import bayescale.fitting
-from bayescale.errors import SamplingWarning
+import bayescale.fitting.pipeline
+from bayescale.core.errors import SamplingWarning
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -49,15 +49,15 @@ def load_hooks() -> Any:
 @pytest.fixture
 def fast_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cap the draws of every MCMC fit, including fits made inside library functions."""
-    real = bayescale.fitting.fit
+    real = bayescale.fitting.pipeline.fit
 
-    def fast(*args: Any, **kwargs: Any) -> bayescale.fitting.Fit:
+    def fast(*args: Any, **kwargs: Any) -> bayescale.fitting.pipeline.Fit:
         if kwargs.get("sampler", "nutpie") != "exact":
             for key, cap in FAST.items():
                 kwargs[key] = min(kwargs.get(key, cap), cap)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(bayescale.fitting, "fit", fast)
+    monkeypatch.setattr(bayescale.fitting.pipeline, "fit", fast)
     monkeypatch.setattr(bayescale, "fit", fast)
 
 
@@ -83,7 +83,7 @@ def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_cli_reference_lists_every_command() -> None:
-    from bayescale.cli import build_parser
+    from bayescale.cli.main import build_parser
 
     hooks = load_hooks()
     names = hooks.subcommands(build_parser())

@@ -4,7 +4,7 @@ Fits run as a user runs them, ``python -m bayescale fit`` in subprocesses, on on
 ``power_n`` table with a short chain: about 6 s when the model is compiled, under 1 s from the
 compiled-model cache. Each test gets its own cache directory (``BAYESCALE_CACHE_DIR``).
 
-A kill lands at a known point through the private test hook of :mod:`bayescale._io`: with
+A kill lands at a known point through the private test hook of :mod:`bayescale.core.files`: with
 ``_BAYESCALE_TEST_PAUSE`` set to a stage, the fit stops there for good and says so on stderr,
 and the test kills it with SIGKILL then, however fast or slow the machine is.
 """
@@ -27,9 +27,10 @@ import xarray as xr
 from conftest import simulate_law
 
 import bayescale as bs
-from bayescale import _io, cache
-from bayescale._io import _PAUSE_ENV
-from bayescale.batch import fit_to_tree, run_batch
+from bayescale.core import files as _io
+from bayescale.fitting import cache
+from bayescale.core.files import _PAUSE_ENV
+from bayescale.fitting.batch import fit_to_tree, run_batch
 
 LAW = "power_n"
 FIT_OPTIONS = ("--law", LAW, "--draws=50", "--tune=50", "--chains=1", "--seed=7", "--no-progress")

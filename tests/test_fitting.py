@@ -15,9 +15,9 @@ import xarray as xr
 from conftest import simulate_law, true_params
 
 import bayescale as bs
-from bayescale.errors import FitFileError, SamplingWarning, UnknownNameError
-from bayescale.fitting import FORMAT_VERSION, Diagnostics
-from bayescale.priors import Prior, load_priors
+from bayescale.core.errors import FitFileError, SamplingWarning, UnknownNameError
+from bayescale.fitting.pipeline import FORMAT_VERSION, Diagnostics
+from bayescale.core.priors import Prior, load_priors
 
 LAW = "power_n"
 N_RUNS = 50

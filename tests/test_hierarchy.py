@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError, UnknownNameError
-from bayescale.hierarchy import pilot_centring, resolve_pooling
-from bayescale.laws import DataSummary, evaluate, get_law
-from bayescale.selection import compare_fits
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, UnknownNameError
+from bayescale.model.pooling import pilot_centring, resolve_pooling
+from bayescale.laws.base import DataSummary, evaluate, get_law
+from bayescale.questions.selection import compare_fits
 
 
 def simulate_groups(law_name, sizes, population, shared, noise, seed, n_range=(1e7, 3e9)):
@@ -207,7 +207,7 @@ def test_transfer_offsets_recovered():
 
 
 # A few runs of the varying model are influential (Pareto k > 0.7 is reported, not hidden).
-@pytest.mark.filterwarnings("ignore::bayescale.errors.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::bayescale.core.errors.SamplingWarning")
 def test_loo_prefers_varying_exponents_when_transfer_is_not_a_constant_offset():
     exponents = {"train": 0.076, "books": 0.060, "code": 0.095, "wiki": 0.070}
     runs = eval_set_runs(exponents, SHIFTS, seed=12)
@@ -219,7 +219,7 @@ def test_loo_prefers_varying_exponents_when_transfer_is_not_a_constant_offset():
 
 
 # A short fit: its ESS warning is irrelevant to the density identity checked here.
-@pytest.mark.filterwarnings("ignore::bayescale.errors.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::bayescale.core.errors.SamplingWarning")
 def test_loo_log_likelihood_matches_the_model_density():
     runs = eval_set_runs(dict.fromkeys(SHIFTS, 0.076), SHIFTS, seed=11)
     f = bs.fit(runs, "power_n", offset_by="eval_set", seed=4, draws=200, chains=2)
@@ -276,7 +276,7 @@ def test_crossed_groups_law_by_family_offset_by_eval_set(crossed_runs):
 
 
 # Sampling quality is tested above; this checks the options reach the fit and the file.
-@pytest.mark.filterwarnings("ignore::bayescale.errors.SamplingWarning")
+@pytest.mark.filterwarnings("ignore::bayescale.core.errors.SamplingWarning")
 def test_cli_group_pool_and_offset_options(crossed_runs, tmp_path, capsys):
     runs, families = crossed_runs
     csv = tmp_path / "runs.csv"

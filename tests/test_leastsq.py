@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from conftest import simulate_law, true_params
 
-import bayescale.leastsq as leastsq
-from bayescale.errors import ConfigError, RunsTableError, UnknownNameError
-from bayescale.laws import DataSummary, evaluate, get_law, list_laws
-from bayescale.leastsq import BOOTSTRAP, LeastSquaresFit, fit_least_squares
-from bayescale.runs import load_runs
+import bayescale.fitting.leastsq as leastsq
+from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
+from bayescale.laws.base import DataSummary, evaluate, get_law, list_laws
+from bayescale.fitting.leastsq import BOOTSTRAP, LeastSquaresFit, fit_least_squares
+from bayescale.runs.table import load_runs
 
 NOISE = 0.01
 

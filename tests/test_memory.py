@@ -1,6 +1,6 @@
 """A large runs table costs memory in proportion to its rows, never rows x draws.
 
-The models store no per-run quantity as a deterministic (see ``bayescale.models``): a
+The models store no per-run quantity as a deterministic (see ``bayescale.model.build``): a
 posterior predictive mean per run would be chains x draws x runs numbers (2 x 300 x 25,000 x
 8 bytes = 120 MB here) and is recomputed from the latents on demand instead.
 """

@@ -19,11 +19,11 @@ from conftest import TRUE_PARAMS, simulate
 from scipy.optimize import minimize_scalar
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError, RunsTableError
-from bayescale.laws import evaluate
-from bayescale.optimal import compute_frontier, optimal
-from bayescale.runs import PF_DAY_FLOPS
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, RunsTableError
+from bayescale.laws.base import evaluate
+from bayescale.questions.optimal import compute_frontier, optimal
+from bayescale.runs.table import PF_DAY_FLOPS
 
 CHINCHILLA = TRUE_PARAMS["chinchilla"]
 KAPLAN = TRUE_PARAMS["kaplan_nd"]
@@ -109,7 +109,7 @@ def test_allocation_follows_its_exponents(chinchilla_fit):
 
 
 def test_kaplan_optimal_loss_is_a_power_law_in_compute(kaplan_fit):
-    # Derived in bayescale.optimal: L_opt is proportional to C^(-aN aD / (aN + aD)).
+    # Derived in bayescale.questions.optimal: L_opt is proportional to C^(-aN aD / (aN + aD)).
     d = optimal(kaplan_fit, [1e18, 1e24]).draws
     slope = np.log(d["L_opt"].isel(C=1) / d["L_opt"].isel(C=0)) / np.log(1e6)
     post = kaplan_fit.posterior
@@ -193,7 +193,7 @@ def learning_curves(seed: int, noise: float = 0.005) -> pd.DataFrame:
 
 
 def envelope_exponent() -> float:
-    # L_opt(C) of kaplan_nd falls as C^(-aN aD / (aN + aD)) (see bayescale.optimal).
+    # L_opt(C) of kaplan_nd falls as C^(-aN aD / (aN + aD)) (see bayescale.questions.optimal).
     return KAPLAN["alpha_N"] * KAPLAN["alpha_D"] / (KAPLAN["alpha_N"] + KAPLAN["alpha_D"])
 
 

@@ -16,10 +16,10 @@ import pytest
 from conftest import TRUE_PARAMS, simulate
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError, UnknownNameError
-from bayescale.laws import evaluate
-from bayescale.overfit import latent_draws, overfit, penalty
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, UnknownNameError
+from bayescale.laws.base import evaluate
+from bayescale.questions.overfit import latent_draws, overfit, penalty
 
 EPS = 0.02
 #: Kaplan et al. run-to-run scatter is ~2 %; the ladders here have 1 % noise on the loss.
@@ -285,7 +285,7 @@ def test_grouped_runs_use_their_own_groups_parameters(grouped_fit):
 
 
 def test_grouped_optimal_allocation(grouped_fit):
-    from bayescale.optimal import optimal
+    from bayescale.questions.optimal import optimal
 
     every = optimal(grouped_fit, [1e20, 1e22])
     assert every.draws["N_opt"].dims == ("chain", "draw", "arch", "C")

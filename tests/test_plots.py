@@ -23,8 +23,8 @@ from _plot_fits import (
     power_fit,
 )
 
-from bayescale import plots
-from bayescale.errors import ConfigError
+from bayescale.plots import figures as plots
+from bayescale.core.errors import ConfigError
 
 BASELINE = Path(__file__).parent / "baseline"
 #: RMS difference (0-255 scale) tolerated by the image comparisons: absorbs anti-aliasing
@@ -212,7 +212,7 @@ def test_diagnostic_plots():
 
 
 def test_plot_coverage_artists():
-    from bayescale.backtest import backtest
+    from bayescale.questions.backtest import backtest
 
     runs = power_fit().runs
     result = backtest(runs, "power_n", holdout_top=4, sampler="exact", draws=200, chains=2)

@@ -17,12 +17,12 @@ import pytest
 from conftest import simulate
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError, UnknownNameError
-from bayescale.laws import evaluate, get_law
-from bayescale.models import discrepancy_distance
-from bayescale.predict import _points, discrepancy, extrapolation, predict, residuals
-from bayescale.runs import PF_DAY_FLOPS, load_runs
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, UnknownNameError
+from bayescale.laws.base import evaluate, get_law
+from bayescale.model.build import discrepancy_distance
+from bayescale.questions.predict import _points, discrepancy, extrapolation, predict, residuals
+from bayescale.runs.table import PF_DAY_FLOPS, load_runs
 
 KAPLAN_N = {"alpha_N": 0.076, "N_c": 8.8e13}
 N_FIT = np.geomspace(1e6, 1e9, 16)
@@ -235,7 +235,7 @@ def test_log_density_student_t_and_discrepancy_by_hand():
     import xarray as xr
     from scipy import stats
 
-    from bayescale.predict import Prediction
+    from bayescale.questions.predict import Prediction
 
     rng = np.random.default_rng(0)
     dims = ("chain", "draw", "point")

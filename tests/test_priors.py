@@ -12,8 +12,8 @@ import json
 import numpy as np
 import pytest
 
-from bayescale.errors import BayescaleError, ConfigError, UnknownNameError
-from bayescale.priors import DISTRIBUTIONS, Prior, load_priors, merge_priors
+from bayescale.core.errors import BayescaleError, ConfigError, UnknownNameError
+from bayescale.core.priors import DISTRIBUTIONS, Prior, load_priors, merge_priors
 
 #: One instance of every supported distribution, with non-default parameters, and points at
 #: which to compare densities (including points outside the support, where both give -inf).

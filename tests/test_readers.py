@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.errors import RunsTableError, UnknownNameError
-from bayescale.runs import load_runs
+from bayescale.core.errors import RunsTableError, UnknownNameError
+from bayescale.runs.table import load_runs
 
 PATTERN = r"^(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC(?:-(?P<rerun>rerun))?$"
 SIZES = {"small": 1.0e8, "large": 4.0e8}

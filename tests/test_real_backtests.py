@@ -2,7 +2,7 @@
 
 The scoring helpers (a given held-out split, a baseline ``method``, scores from predictive
 draws) are checked first on simulated ladders; then bayescale and the least-squares bootstrap
-(:mod:`bayescale.leastsq`) are backtested on one Gemstones split and on the 5 LM + 5 NMT
+(:mod:`bayescale.fitting.leastsq`) are backtested on one Gemstones split and on the 5 LM + 5 NMT
 learning curves of Revisiting-NSL, with reduced draws, and held to coverage floors justified
 next to each assertion. ``benchmarks/backtest_real.py`` runs every table and split in full.
 """
@@ -19,9 +19,9 @@ import pytest
 from conftest import simulate
 from scipy import stats
 
-from bayescale.backtest import backtest, interval_score, score_draws
-from bayescale.errors import ConfigError, RunsTableError, SamplingWarning
-from bayescale.leastsq import fit_least_squares
+from bayescale.questions.backtest import backtest, interval_score, score_draws
+from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning
+from bayescale.fitting.leastsq import fit_least_squares
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GEMSTONES = DATA / "gemstones" / "wandb_df_for_fitting_cool_end.jsonl"

@@ -6,7 +6,7 @@ true parameters in ``tests/conftest.py`` (the test fails, loudly, until it does)
 Also checks the two pieces of pure maths every law is made of, without sampling:
 
 * the latent <-> paper parameter maps are inverse to each other at a non-trivial centre;
-* :func:`bayescale.laws.evaluate` agrees with each paper's formula written out by hand here
+* :func:`bayescale.laws.base.evaluate` agrees with each paper's formula written out by hand here
   (an oracle independent of the centred, log-space implementation).
 """
 
@@ -17,7 +17,7 @@ import pytest
 from conftest import design, simulate_law, true_params
 
 import bayescale as bs
-from bayescale.laws import DataSummary, evaluate, get_law, list_laws
+from bayescale.laws.base import DataSummary, evaluate, get_law, list_laws
 
 LAWS = list_laws()
 

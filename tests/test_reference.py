@@ -12,10 +12,10 @@ import pytest
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError, UnknownNameError
-from bayescale.laws import evaluate
-from bayescale.reference import (
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, UnknownNameError
+from bayescale.laws.base import evaluate
+from bayescale.laws.published import (
     effective_data,
     get_reference,
     list_references,
@@ -23,7 +23,7 @@ from bayescale.reference import (
     reference_curve,
     reference_priors,
 )
-from bayescale.runs import PF_DAY_FLOPS
+from bayescale.runs.table import PF_DAY_FLOPS
 
 matplotlib.use("Agg")
 

@@ -19,8 +19,8 @@ import pytest
 from _plot_fits import EVIL, curve_fit, grouped_fit, kaplan_fit, power_fit, simulate_law
 
 import bayescale as bs
-from bayescale.cli import main
-from bayescale.errors import ConfigError
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError
 from bayescale.report import build_report
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')

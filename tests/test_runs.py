@@ -1,4 +1,4 @@
-"""Tests for bayescale.runs: reading, column mapping, validation and the output Dataset."""
+"""Tests for bayescale.runs.table: reading, column mapping, validation and the output Dataset."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-import bayescale.runs as runs_mod
-from bayescale.errors import BayescaleError, RunsTableError, UnknownNameError
-from bayescale.runs import (
+import bayescale
+import bayescale.runs.table as runs_mod
+from bayescale.core.errors import BayescaleError, RunsTableError, UnknownNameError
+from bayescale.runs.table import (
     CANONICAL,
     PF_DAY_FLOPS,
     bundled_dir,
@@ -402,9 +403,10 @@ def test_bundled_dir_prefers_installed_copy(tmp_path, monkeypatch):
 
 def test_bundled_dir_falls_back_to_repo_data():
     # In a source checkout there is no bayescale/_bundled, so the repository's data/ is used.
-    expected = Path(runs_mod.__file__).resolve().parents[1] / "data"
-    if (Path(runs_mod.__file__).parent / "_bundled").is_dir():
-        expected = Path(runs_mod.__file__).parent / "_bundled"
+    package = Path(bayescale.__file__).resolve().parent
+    expected = package.parent / "data"
+    if (package / "_bundled").is_dir():
+        expected = package / "_bundled"
     assert bundled_dir() == expected
 
 
@@ -808,7 +810,7 @@ def curve_frame(id_column: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize("column", ["run", "run_id", "run_name", "name"])
 def test_load_curves_finds_the_run_id_column(column):
-    from bayescale.curves import load_curves
+    from bayescale.questions.curves import load_curves
 
     table = load_curves(curve_frame(column))
     stored = table.attrs["run_id"]
@@ -820,7 +822,7 @@ def test_load_curves_finds_the_run_id_column(column):
 
 
 def test_load_curves_without_a_run_id_column_says_which_names_it_looks_for():
-    from bayescale.curves import load_curves
+    from bayescale.questions.curves import load_curves
 
     with pytest.raises(RunsTableError, match="none is named 'run', 'run_id'"):
         load_curves(curve_frame("id"))

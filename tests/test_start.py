@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import design, simulate, simulate_law, true_params
 
-from bayescale.laws import get_law
-from bayescale.models import ModelData, build_model, default_priors
-from bayescale.start import (
+from bayescale.laws.base import get_law
+from bayescale.model.build import ModelData, build_model, default_priors
+from bayescale.model.start import (
     FreeVar,
     check_mode,
     chinchilla_projection,

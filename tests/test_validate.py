@@ -42,10 +42,10 @@ import xarray as xr
 from scipy import stats
 
 import bayescale as bs
-from bayescale.batch import SERIAL
-from bayescale.cli import main
-from bayescale.errors import ConfigError
-from bayescale.validate import (
+from bayescale.fitting.batch import SERIAL
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError
+from bayescale.calibration.sbc import (
     FAST,
     load_sbc,
     reference_summary,
@@ -170,7 +170,7 @@ def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
 def test_plot_sbc_draws_every_parameter_and_flags_the_rejected_one(overconfident_sbc):
     from matplotlib.colors import to_hex
 
-    from bayescale.plots import PALETTE, plot_sbc
+    from bayescale.plots.figures import PALETTE, plot_sbc
 
     result = overconfident_sbc
     names = list(result["parameter"].values)

@@ -1,0 +1,1 @@
+"""The ``bayescale`` command line: one module per command in ``commands``."""

@@ -1,0 +1,1 @@
+"""Scaling laws: one functional form per law, its parameters, priors and closed forms."""

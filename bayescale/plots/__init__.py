@@ -1,0 +1,1 @@
+"""Figures: every plot_x has a partner returning the data it draws."""

@@ -1,0 +1,658 @@
+r"""Leave-largest-out backtests and the lack-of-fit check: when should a band be trusted.
+
+**Backtest.** Fit a law on all but the ``K`` largest runs (largest by one column, e.g. ``N``
+or ``C``), predict the held-out runs, and score the predictions the way they will be used:
+
+* *coverage*: the fraction of held-out losses inside the highest-density interval of the
+  observed-loss predictive (nominal: ``prob``);
+* *width* of that interval (nats/token);
+* the *interval score* (Gneiting & Raftery 2007, eq. 43) of the interval :math:`[l, u]` with
+  :math:`\alpha = 1 - \text{prob}`,
+
+  .. math::
+
+      S_\alpha(l, u; y) = (u - l) + \tfrac{2}{\alpha}(l - y)\,[y < l]
+      + \tfrac{2}{\alpha}(y - u)\,[y > u],
+
+  which rewards narrow intervals and penalises misses in proportion to how far they miss
+  (lower is better; on the loss scale, nats/token). It is proper for the central interval;
+  the predictive distributions here are unimodal and nearly symmetric, so the HDI and the
+  central interval agree to well within Monte Carlo error;
+* the *log score*: log predictive density of the held-out loss (higher is better), see
+  :meth:`bayescale.questions.predict.Prediction.log_density`.
+
+**Held-out split.** By default the ``holdout_top`` runs largest in one column are held out;
+``holdout={"column": value}`` (or a boolean mask, one entry per run) holds out a split the
+table ships itself, such as a benchmark's own train/test column.
+
+**Other methods.** ``method=`` fits a baseline (e.g.
+:func:`bayescale.fitting.leastsq.fit_least_squares`) on the same kept runs instead of the Bayesian fit;
+its observed-loss predictive draws at the held-out runs are scored by :func:`score_draws` with
+the same HDI, width and interval score, and a log score from a Normal fitted to the draws of log
+loss, so methods are compared on one scale.
+
+**Lack of fit.** Where runs are repeated at the same inputs (reruns with another seed), their
+scatter measures pure noise. The classical lack-of-fit F test compares the residual scatter
+around the fitted curve with it:
+
+.. math::
+
+    F = \frac{(SS_{\text{res}} - SS_{\text{pe}})/(m - p)}{SS_{\text{pe}}/(n - m)},
+
+with :math:`SS_{\text{pe}}` the within-replicate sum of squares of log loss, :math:`m` the number
+of distinct input points, :math:`n` runs and :math:`p` fitted law parameters. A large F (tiny
+p-value) says the law misses the runs by more than their noise: bands that rest on the noise
+alone will be too narrow when extrapolating, which is what a discrepancy term
+(``fit(..., discrepancy="distance")``) is for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale.core.errors import ConfigError, RunsTableError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from bayescale.fitting.pipeline import Fit
+    from bayescale.laws.base import Law
+
+__all__ = [
+    "Backtest",
+    "LackOfFit",
+    "backtest",
+    "interval_score",
+    "lack_of_fit",
+    "score_draws",
+]
+
+#: p-value of the lack-of-fit F test below which a fit is reported as not fitting its runs.
+LACK_OF_FIT_ALPHA = 0.01
+
+
+def interval_score(lower: Any, upper: Any, y: Any, prob: float) -> np.ndarray:
+    """Interval score of Gneiting & Raftery (2007) for the interval ``[lower, upper]``.
+
+    Parameters
+    ----------
+    lower, upper : array-like
+        Interval bounds (same unit as ``y``).
+    y : array-like
+        Observed values.
+    prob : float
+        Nominal probability of the interval (``alpha = 1 - prob``).
+
+    Returns
+    -------
+    ndarray
+        ``(upper - lower) + 2/alpha * (lower - y) * [y < lower] + 2/alpha * (y - upper) *
+        [y > upper]``; lower is better.
+
+    Examples
+    --------
+    >>> float(interval_score(1.0, 2.0, 2.5, prob=0.9))
+    11.0
+    """
+    lower, upper, y = (np.asarray(v, dtype=float) for v in (lower, upper, y))
+    alpha = 1.0 - prob
+    below = np.clip(lower - y, 0.0, None)
+    above = np.clip(y - upper, 0.0, None)
+    return (upper - lower) + 2.0 / alpha * (below + above)
+
+
+def score_draws(draws: Any, y: Any, prob: float) -> pd.DataFrame:
+    r"""Score predictive draws of the observed loss against the observed losses.
+
+    The same scores as the Bayesian backtest, computed from draws alone, so any method that
+    can draw from its predictive distribution (a bootstrap, another package) is scored alike.
+
+    Parameters
+    ----------
+    draws : array-like, shape (point, n)
+        Draws of the observed loss at each point (nats/token), positive.
+    y : array-like, shape (point,)
+        Observed losses (nats/token).
+    prob : float
+        Probability of the highest-density interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per point: ``loss`` (observed), ``loss_mean`` (mean of the draws), ``lo`` and
+        ``hi`` (HDI of the draws), ``inside``, ``width``, ``interval_score`` (nats/token) and
+        ``log_score``: log density of ``y`` under a Normal fitted to the draws of log loss
+        (their mean and sd), with the Jacobian of the log, so it is a density on the loss
+        scale (per nat/token) like :meth:`bayescale.questions.predict.Prediction.log_density`.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> draws = np.exp(rng.normal(np.log([[3.0], [2.5]]), 0.01, (2, 4000)))
+    >>> scores = score_draws(draws, [3.0, 2.0], prob=0.94)
+    >>> scores["inside"].tolist()
+    [True, False]
+    """
+    import arviz_stats as azs
+    import pandas as pd
+    import xarray as xr
+    from scipy import stats
+
+    draws = np.asarray(draws, dtype=float)
+    y = np.asarray(y, dtype=float).reshape(-1)
+    if draws.ndim != 2 or draws.shape[0] != y.size:
+        raise ConfigError(
+            f"draws must have shape (point, n) with one point per observed loss; got draws "
+            f"{draws.shape} for {y.size} losses"
+        )
+    if not (np.all(np.isfinite(draws)) and np.all(draws > 0)):
+        raise ConfigError("predictive draws of the loss must be positive and finite")
+    if not 0 < prob < 1:
+        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        hdi = azs.hdi(xr.DataArray(draws, dims=("point", "draw")), prob=prob, dim="draw")
+    lo = hdi.sel(ci_bound="lower").values
+    hi = hdi.sel(ci_bound="upper").values
+    # A Normal fitted to the draws of log loss, not a kernel density: a kernel's narrow tails
+    # would turn a miss by many predictive sds into a log score of -1000s, set by the
+    # bandwidth rather than by the predictive.
+    log_draws = np.log(draws)
+    centre = log_draws.mean(axis=1)
+    # The floor keeps the density finite when every draw is identical (a degenerate fit).
+    spread = np.maximum(log_draws.std(axis=1, ddof=1), 1e-9)
+    log_score = stats.norm.logpdf(np.log(y), centre, spread) - np.log(y)
+    return pd.DataFrame(
+        {
+            "loss": y,
+            "loss_mean": draws.mean(axis=1),
+            "lo": lo,
+            "hi": hi,
+            "inside": (lo <= y) & (y <= hi),
+            "width": hi - lo,
+            "interval_score": interval_score(lo, hi, y, prob),
+            "log_score": log_score,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class LackOfFit:
+    """Residual scatter against replicate scatter (all on log loss, i.e. relative).
+
+    Attributes
+    ----------
+    n_runs, n_points : int
+        Runs, and distinct input points (with their group and offset labels).
+    n_params : int
+        Law parameters counted in the residual degrees of freedom (for hierarchical fits,
+        every per-group value counts: an upper bound under partial pooling).
+    residual_sd : float
+        Root mean square of the residuals around the posterior-mean curve, per residual
+        degree of freedom.
+    replicate_sd : float or None
+        Pooled sd of log loss within replicate sets (None without replicates).
+    n_replicate_sets : int
+        Input points with more than one run.
+    ratio : float or None
+        ``residual_sd / replicate_sd``.
+    f_statistic, p_value : float or None
+        Lack-of-fit F test (None without replicates or without spare degrees of freedom).
+    """
+
+    n_runs: int
+    n_points: int
+    n_params: int
+    residual_sd: float
+    replicate_sd: float | None
+    n_replicate_sets: int
+    ratio: float | None
+    f_statistic: float | None
+    p_value: float | None
+
+    @property
+    def lack_of_fit(self) -> bool | None:
+        """True when the F test rejects a fit to the noise (p < :data:`LACK_OF_FIT_ALPHA`)."""
+        return None if self.p_value is None else self.p_value < LACK_OF_FIT_ALPHA
+
+    @property
+    def message(self) -> str:
+        """One sentence for people."""
+        if self.replicate_sd is None:
+            return (
+                f"residual scatter {self.residual_sd:.2%} of the loss; no replicate runs, so "
+                "lack of fit cannot be told apart from noise"
+            )
+        text = (
+            f"residual scatter {self.residual_sd:.2%} vs replicate scatter "
+            f"{self.replicate_sd:.2%} ({self.ratio:.1f}x, {self.n_replicate_sets} replicate sets)"
+        )
+        if self.lack_of_fit:
+            return (
+                text + f": the law misses the runs by more than their noise (F test p = "
+                f"{self.p_value:.2g}); consider discrepancy='distance'"
+            )
+        return text + ": consistent with noise"
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields, plus ``lack_of_fit`` and ``message``."""
+        return {
+            "n_runs": self.n_runs,
+            "n_points": self.n_points,
+            "n_params": self.n_params,
+            "residual_sd": self.residual_sd,
+            "replicate_sd": self.replicate_sd,
+            "n_replicate_sets": self.n_replicate_sets,
+            "ratio": self.ratio,
+            "f_statistic": self.f_statistic,
+            "p_value": self.p_value,
+            "lack_of_fit": self.lack_of_fit,
+            "message": self.message,
+        }
+
+
+def lack_of_fit(fit: Fit) -> LackOfFit:
+    """Compare the residual scatter of a fit with the scatter between replicate runs.
+
+    Replicates are runs with identical law inputs and identical group and offset labels.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law.
+
+    Returns
+    -------
+    LackOfFit
+        Scatter of residuals and of replicates, their ratio and the F test.
+    """
+    import pandas as pd
+    from scipy import stats
+
+    from bayescale.questions.predict import residuals
+
+    runs = fit.runs
+    res = residuals(fit).values
+    n = res.size
+    point = fit.replicate_sets()
+    m = int(point.max()) + 1
+    log_loss = np.log(np.asarray(runs["loss"].values, dtype=float))
+    set_mean = pd.Series(log_loss).groupby(point).transform("mean").to_numpy()
+    ss_pe = float(np.sum((log_loss - set_mean) ** 2))
+    counts = np.bincount(point)
+    n_sets = int(np.sum(counts > 1))
+    p = _n_params(fit)
+    ss_res = float(np.sum(res**2))
+    residual_sd = math.sqrt(ss_res / max(n - p, 1))
+    replicate_sd = ratio = f_stat = p_value = None
+    if n_sets and n > m:
+        replicate_sd = math.sqrt(ss_pe / (n - m))
+        ratio = residual_sd / replicate_sd if replicate_sd > 0 else math.inf
+        if m > p and ss_pe > 0:
+            f_stat = max(ss_res - ss_pe, 0.0) / (m - p) / (ss_pe / (n - m))
+            p_value = float(stats.f.sf(f_stat, m - p, n - m))
+    return LackOfFit(n, m, p, residual_sd, replicate_sd, n_sets, ratio, f_stat, p_value)
+
+
+@dataclass(frozen=True)
+class Backtest:
+    """Result of a leave-largest-out backtest.
+
+    Attributes
+    ----------
+    law : str
+        The law fitted.
+    by : str
+        Column whose largest values were held out (with ``holdout``, as given: a label).
+    prob : float
+        Probability of the predictive intervals.
+    fit : Fit or object
+        The law fitted to the kept runs: a :class:`~bayescale.fitting.pipeline.Fit`, or what ``method``
+        returned.
+    held_out : pandas.DataFrame
+        One row per held-out run (index: its run number in the table): inputs, ``loss``
+        (observed), ``loss_mean``, ``lo`` and ``hi`` (observed-loss HDI), ``inside``,
+        ``width``, ``interval_score``, ``log_score``, ``extrapolation_<input>`` (decades) and
+        the run's group when the fit has groups.
+    lack_of_fit : LackOfFit or None
+        Residual against replicate scatter of the fit to the kept runs (None for a ``method``).
+    settings : dict
+        ``holdout_top`` or ``holdout``, ``seed``, ``n_fit`` (runs fitted), ``method`` (None for
+        bayescale's own fit, else the method's name) and ``discrepancy``.
+    """
+
+    law: str
+    by: str
+    prob: float
+    fit: Fit | Any
+    held_out: pd.DataFrame
+    lack_of_fit: LackOfFit | None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def totals(self) -> dict[str, float]:
+        """Coverage, mean width, mean interval score and mean log score over held-out runs."""
+        h = self.held_out
+        return {
+            "n_held_out": len(h),
+            "n_fit": self.settings.get("n_fit", getattr(self.fit, "n_runs", None)),
+            "coverage": float(h["inside"].mean()),
+            "mean_width": float(h["width"].mean()),
+            "mean_interval_score": float(h["interval_score"].mean()),
+            "mean_log_score": float(h["log_score"].mean()),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready result: settings, ``runs`` (one dict per held-out run), ``totals``."""
+        rows = []
+        for index, row in self.held_out.iterrows():
+            d = {"run": int(index)}
+            for column, value in row.items():
+                d[str(column)] = value.item() if hasattr(value, "item") else value
+            rows.append(d)
+        return {
+            "law": self.law,
+            "by": self.by,
+            "holdout_top": len(self.held_out),
+            "prob": self.prob,
+            "method": self.settings.get("method"),
+            "discrepancy": self.settings.get("discrepancy"),
+            "runs": rows,
+            "totals": self.totals,
+            "lack_of_fit": None if self.lack_of_fit is None else self.lack_of_fit.to_dict(),
+        }
+
+
+def backtest(
+    runs: Any,
+    law: str | Law,
+    *,
+    holdout_top: int | None = None,
+    holdout: Mapping[str, Any] | Sequence[bool] | np.ndarray | None = None,
+    by: str = "N",
+    prob: float = 0.94,
+    columns: Mapping[str, str] | str | None = None,
+    compute_unit: str = "flops",
+    derive_compute: bool = False,
+    file_pattern: str | None = None,
+    value_map: Mapping[str, Mapping[str, float]] | None = None,
+    last_per_run: Sequence[str] | str | bool | None = None,
+    drop_copies: bool = False,
+    allow_replicates: bool = True,
+    max_loss: float | None = None,
+    seed: int = 0,
+    method: Callable[..., Any] | None = None,
+    n_draws: int = 1000,
+    **fit_kwargs: Any,
+) -> Backtest:
+    """Fit on all but the ``holdout_top`` largest runs and score predictions of those runs.
+
+    Parameters
+    ----------
+    runs : DataFrame, path, bundled dataset name or xarray.Dataset
+        The runs table (see :func:`bayescale.runs.table.load_runs`). Replicate runs are allowed:
+        they feed the lack-of-fit check.
+    law : str or Law
+        Law to fit.
+    holdout_top : int, optional
+        Number of runs to hold out: those with the largest ``by``, ties broken by the law's
+        inputs (largest first), so "the largest model, most data first".
+    holdout : mapping or array of bool, optional
+        Instead of ``holdout_top``, the held-out runs themselves: ``{column: value}`` holds
+        out the runs whose ``column`` equals ``value`` (e.g. ``{"Training": 0}`` for a table
+        that ships its own split), or a boolean mask with one entry per run of the loaded
+        table (True = held out). Give exactly one of ``holdout_top`` and ``holdout``.
+    by : str, default "N"
+        Numeric column ranking the runs (``N``, ``D``, ``C`` or any other); with
+        ``holdout``, only recorded.
+    prob : float, default 0.94
+        Probability of the predictive intervals scored.
+    columns, compute_unit, derive_compute, file_pattern, value_map, last_per_run
+        How to read the table, as in :func:`bayescale.runs.table.load_runs`.
+    drop_copies, allow_replicates, max_loss
+        How to check it, as in :func:`bayescale.runs.table.load_runs` (``max_loss`` None: its
+        default).
+    seed : int
+        Seed of the fit and of the predictive draws.
+    method : callable, optional
+        A baseline fitted instead of bayescale's model: ``method(kept_runs, law, seed=seed,
+        **fit_kwargs)`` gets the kept runs (an xarray.Dataset in canonical units) and returns
+        an object with ``predictive_draws(inputs, n=..., seed=...)`` giving draws of the
+        observed loss, shape (point, n), e.g. :func:`bayescale.fitting.leastsq.fit_least_squares`.
+        The draws are scored by :func:`score_draws`.
+    n_draws : int, default 1000
+        Predictive draws per held-out run asked of ``method``.
+    **fit_kwargs
+        Passed to :func:`bayescale.fit` (``draws``, ``sampler``, ``groups``, ``offset_by``,
+        ``discrepancy``...), or to ``method``.
+
+    Returns
+    -------
+    Backtest
+        Per-run scores of the held-out runs, totals, and the lack-of-fit check.
+
+    Raises
+    ------
+    ConfigError
+        If ``holdout_top`` or ``holdout`` leaves no run to hold out or too few to fit, both or
+        neither are given, or ``prob`` is bad.
+    RunsTableError
+        If ``by`` is not a numeric column, or the ``holdout`` column is not in the table.
+
+    Examples
+    --------
+    >>> result = backtest("kaplan_ladder", "kaplan_nd", holdout_top=5)  # doctest: +SKIP
+    >>> result.totals["coverage"]  # doctest: +SKIP
+    """
+    import pandas as pd
+    import xarray as xr
+
+    from bayescale.fitting.pipeline import fit as fit_law
+    from bayescale.laws.base import get_law
+    from bayescale.questions.predict import predict
+    from bayescale.runs.table import load_runs
+
+    law = get_law(law)
+    if not 0 < prob < 1:
+        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    groups = fit_kwargs.get("groups") or ()
+    group_cols = [groups] if isinstance(groups, str) else list(groups)
+    offset_by = fit_kwargs.get("offset_by")
+    labels = [*group_cols, *([offset_by] if offset_by else [])]
+    if isinstance(runs, xr.Dataset):
+        table = runs
+    else:
+        table = load_runs(
+            runs,
+            columns=columns,
+            compute_unit=compute_unit,
+            derive_compute=derive_compute,
+            required=(*law.inputs, "loss"),
+            groups=labels,
+            allow_replicates=allow_replicates,
+            drop_copies=drop_copies,
+            law_name=law.name,
+            file_pattern=file_pattern,
+            value_map=value_map,
+            last_per_run=last_per_run,
+            **({} if max_loss is None else {"max_loss": max_loss}),
+        )
+    held = _held_out(table, law, holdout_top, holdout, by)
+    kept = np.setdiff1d(np.arange(int(table.sizes["run"])), held)
+    test = table.isel(run=held)
+    settings = {
+        **({"holdout_top": holdout_top} if holdout is None else {"holdout": _split_text(holdout)}),
+        "seed": seed,
+        "n_fit": len(kept),
+        "method": None if method is None else getattr(method, "__name__", str(method)),
+        "discrepancy": fit_kwargs.get("discrepancy"),
+    }
+    if method is not None:
+        baseline = method(table.isel(run=kept), law, seed=seed, **fit_kwargs)
+        points = {k: test[k].values.astype(float) for k in law.inputs}
+        draws = baseline.predictive_draws(points, n=n_draws, seed=seed)
+        scores = score_draws(draws, test["loss"].values, prob)
+        scores.index = pd.Index(test["run"].values, name="run")
+        beyond = _decades_beyond(table.isel(run=kept), test, law.inputs)
+        held_out = pd.concat([pd.DataFrame(points, index=scores.index), scores, beyond], axis=1)
+        return Backtest(law.name, by, prob, baseline, held_out, None, settings)
+
+    result = fit_law(table.isel(run=kept), law, seed=seed, **fit_kwargs)
+    rows = []
+    for position in range(len(held)):
+        one = test.isel(run=position)
+        group = _run_group(result, one)
+        offset = _run_offset(result, one)
+        pred = predict(
+            result,
+            {k: float(one[k]) for k in law.inputs},
+            group=group if group != "new" else None,
+            new_group=group == "new",
+            offset=offset,
+            prob=prob,
+            seed=seed + position,
+        )
+        y = float(one["loss"])
+        summary = pred.summary().sel(quantity="observed")
+        lo, hi = (float(v) for v in summary["hdi"].values[0])
+        row: dict[str, Any] = {k: float(one[k]) for k in law.inputs}
+        if group is not None:
+            row["group"] = group
+        row |= {
+            "loss": y,
+            "loss_mean": float(summary["mean"].values[0]),
+            "lo": lo,
+            "hi": hi,
+            "inside": bool(lo <= y <= hi),
+            "width": hi - lo,
+            "interval_score": float(interval_score(lo, hi, y, prob)),
+            "log_score": float(pred.log_density(y)[0]),
+        }
+        row |= {f"extrapolation_{k}": float(v.values[0]) for k, v in pred.extrapolation.items()}
+        rows.append(row)
+    held_out = pd.DataFrame(rows, index=pd.Index(test["run"].values, name="run"))
+    return Backtest(
+        law=law.name,
+        by=by,
+        prob=prob,
+        fit=result,
+        held_out=held_out,
+        lack_of_fit=lack_of_fit(result),
+        settings=settings,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------------
+def _numeric(values: xr.DataArray) -> bool:
+    return bool(np.issubdtype(values.dtype, np.number))
+
+
+def _held_out(
+    table: xr.Dataset,
+    law: Law,
+    holdout_top: int | None,
+    holdout: Mapping[str, Any] | Sequence[bool] | np.ndarray | None,
+    by: str,
+) -> np.ndarray:
+    """Sorted positions of the held-out runs, from ``holdout_top`` or ``holdout``."""
+    from bayescale.runs.table import _columns_text, stored_column
+
+    n = int(table.sizes["run"])
+    if (holdout_top is None) == (holdout is None):
+        raise ConfigError("give exactly one of holdout_top (a number of runs) and holdout")
+    if holdout is None:
+        if by not in table.data_vars or not _numeric(table[by]):
+            numeric = [str(v) for v in table.data_vars if _numeric(table[v])]
+            raise RunsTableError(
+                f"cannot rank runs by {by!r}: not a numeric column of the runs table "
+                f"(numeric columns: {_columns_text(numeric)})"
+            )
+        if not isinstance(holdout_top, int | np.integer) or not 1 <= holdout_top < n:
+            raise ConfigError(
+                f"holdout_top must be a whole number from 1 to {n - 1} (the table has {n} "
+                f"runs), got {holdout_top!r}"
+            )
+        keys = [table[k].values for k in reversed([*law.inputs]) if k != by]
+        order = np.lexsort((*keys, table[by].values))[::-1]  # largest `by` first
+        return np.sort(order[:holdout_top])
+    if isinstance(holdout, Mapping):
+        mask = np.ones(n, dtype=bool)
+        for name, value in holdout.items():
+            column = stored_column(name)
+            if column not in table.data_vars:
+                raise RunsTableError(
+                    f"holdout column {name!r} is not in the runs table (columns: "
+                    f"{_columns_text([str(v) for v in table.data_vars])})"
+                )
+            values = table[column].values
+            mask &= values == (str(value) if values.dtype.kind in "OUT" else value)
+    else:
+        mask = np.asarray(holdout)
+        if mask.dtype != bool or mask.shape != (n,):
+            raise ConfigError(
+                f"holdout must be a {{column: value}} mapping or {n} booleans (one per run); "
+                f"got an array of {mask.dtype} with shape {mask.shape}"
+            )
+    if not 1 <= int(mask.sum()) < n:
+        raise ConfigError(
+            f"holdout {_split_text(holdout)} selects {int(mask.sum())} of {n} runs; it must "
+            "leave at least one run to hold out and one to fit"
+        )
+    return np.flatnonzero(mask)
+
+
+def _split_text(holdout: Any) -> Any:
+    """Return the ``holdout`` option as stored in results (the mapping, or a count)."""
+    if isinstance(holdout, Mapping):
+        return {str(k): v.item() if hasattr(v, "item") else v for k, v in holdout.items()}
+    return f"mask of {int(np.sum(holdout))} runs"
+
+
+def _decades_beyond(kept: xr.Dataset, test: xr.Dataset, inputs: Sequence[str]) -> pd.DataFrame:
+    """Decades of each held-out input beyond the kept runs' range (as Prediction.extrapolation)."""
+    import pandas as pd
+
+    out = {}
+    for k in inputs:
+        x = np.log10(test[k].values.astype(float))
+        lo, hi = np.log10(float(kept[k].min())), np.log10(float(kept[k].max()))
+        out[f"extrapolation_{k}"] = np.where(x > hi, x - hi, np.where(x < lo, x - lo, 0.0))
+    return pd.DataFrame(out, index=pd.Index(test["run"].values, name="run"))
+
+
+def _n_params(fit: Fit) -> int:
+    """Law parameters, counting each per-group value, plus estimated offsets."""
+    pooling = fit.pooling
+    n_groups = 1 if pooling is None else len(pooling.labels)
+    p = sum(n_groups if pooling is not None and pooling.varies(k) else 1 for k in fit.law.latents)
+    offsets = fit.meta.get("offsets")
+    return p + (len(offsets["labels"]) - 1 if offsets else 0)
+
+
+def _run_group(fit: Fit, run: xr.Dataset) -> str | None:
+    """Group label of a held-out run: its own group if fitted, ``"new"`` if not."""
+    pooling = fit.pooling
+    if pooling is None:
+        return None
+    label = "/".join(str(run[c].values) for c in fit.meta["groups"])
+    return label if label in pooling.labels else "new"
+
+
+def _run_offset(fit: Fit, run: xr.Dataset) -> str | None:
+    spec = fit.meta.get("offsets")
+    if not spec:
+        return None
+    level = str(run[spec["dim"]].values)
+    if level not in spec["labels"]:
+        raise ConfigError(
+            f"held-out run has {spec['dim']}={level!r}, a level with no kept run, so its offset "
+            "is unknown; hold out fewer runs or drop offset_by"
+        )
+    return level

@@ -1,0 +1,1261 @@
+r"""Learning curves: per-step tables, early-curve extrapolation, Kaplan's derived quantities.
+
+A learning-curve table has one row per logged checkpoint: a run id column, ``N``, ``step``
+(optimizer steps), optionally ``batch`` (tokens per step), ``loss`` and any group columns. Fit it
+with the curve laws of :mod:`bayescale.laws.base` (Kaplan et al. 2020, sec. 5):
+
+``kaplan_ns``
+    :math:`L = (N_c/N)^{\alpha_N} + (S_c/S)^{\alpha_S}`, the step read as :math:`S_{min}`.
+``kaplan_ns_bcrit``
+    the same with :math:`S_{min} = S/(1 + B_{crit}(L)/B)`, :math:`B_{crit} = B_*/L^{1/\alpha_B}`.
+``critical_batch``
+    :math:`L = E + (S_c/S_{min})^{\alpha_S}` at one model size, from a batch-size sweep; it
+    encodes Kaplan's :math:`(S/S_{min} - 1)(E/E_{min} - 1) = 1` with
+    :math:`B_{crit} = E_{min}/S_{min}`.
+
+**Noise model.** Points of one curve are not independent draws around the law: a run that sits
+2 % above the law at one step sits about 2 % above it at the next (same seed, data order,
+shape), and deviations drift slowly along the curve. ``fit(..., run_id="run_id")`` models both
+(:class:`bayescale.model.build.RunEffect`):
+
+* a random offset per run in log loss with learned scale :math:`\tau_{run}` (offsets sum to
+  zero, so the law is the average run's), and
+* by default (``run_noise="ar1"``) an AR(1) residual along the run's log steps: the residual
+  of a row is :math:`\rho = e^{-\Delta\log S/\ell_{run}}` times the previous row's plus an
+  innovation, with stationary sd :math:`\sigma`; ``run_noise="offset"`` keeps independent
+  scatter instead.
+
+Why the AR(1) residual is the default: extrapolating a run is predicting its residual at a
+later step, and how fast residuals decorrelate along a curve is exactly what sets the width of
+that prediction. On the 22 Gemstones constant-LR curves (McLeish et al. 2025) truncated at 30 %
+of their steps, the 94 % bands of the final loss covered 13 runs with the offset alone (the
+law's smooth misfit was read as small independent noise) and 21 with the AR(1) residual.
+On curves with only offsets and white noise the AR(1) model learns a short
+:math:`\ell_{run}` and behaves as the offset model. Independent errors without offsets count
+30 points of one curve as 30 runs, and their bands are far too narrow.
+
+**Thinning.** Loggers write checkpoints at equal step intervals, so most rows sit in the last
+decade of steps while the law bends over all decades. :func:`thin_curves` keeps about
+``per_run`` rows per run at log-spaced steps (always the first and the last), which gives each
+decade of training equal weight, removes most of the short-range correlation between
+neighbours, and cuts the model's size 5-10x.
+
+**Extrapolation.** :func:`extrapolate` gives the posterior of a run's loss at later steps
+(its final loss, typically) from the first part of its curve, optionally with other finished
+runs, as a :class:`bayescale.questions.predict.Prediction`.
+
+**Derived quantities.** :func:`minimum_steps` gives :math:`S_{min}`, :math:`E_{min}` and
+:math:`C_{min}` per row (Kaplan eqs. 5.4-5.5); :func:`compute_efficient` the compute-efficient
+training point for a compute budget and the frontier exponents, including Kaplan's
+"convergence is inefficient" :math:`D \propto C^{0.27}`, as posteriors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from bayescale.core.errors import ConfigError, RunsTableError
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from bayescale.fitting.pipeline import Fit
+    from bayescale.laws.base import Law
+    from bayescale.model.build import RunEffect
+    from bayescale.questions.predict import Prediction
+    from bayescale.core.priors import Prior
+
+__all__ = [
+    "KAPLAN_BCRIT",
+    "RUN_ID",
+    "RUN_NOISES",
+    "compute_efficient",
+    "extrapolate",
+    "load_curves",
+    "minimum_steps",
+    "order_column",
+    "pilot_run_centring",
+    "posterior_table",
+    "predict_runs",
+    "prediction_rows",
+    "thin_curves",
+]
+
+#: Default name of the run id column of a learning-curve table.
+RUN_ID = "run_id"
+#: Rows kept per run by :func:`thin_curves` by default: enough to resolve a power law's bend
+#: over 2-3 decades of steps (10 per decade) while keeping a 20-run fit to a few hundred rows.
+PER_RUN = 30
+#: Noise models of learning curves (``fit(..., run_noise=...)``): ``"offset"``, a random offset
+#: per run plus independent scatter; ``"ar1"``, the offset plus an AR(1) residual along the
+#: run's log steps (see the module docstring).
+RUN_NOISES = ("ar1", "offset")
+#: Runs are shown in messages up to this many.
+_MAX_LISTED = 5
+_ORDER_COLUMNS = ("step", "D")
+
+
+# --------------------------------------------------------------------------------------------
+# Loading and checking per-step tables
+# --------------------------------------------------------------------------------------------
+def load_curves(
+    source: Any,
+    *,
+    run_id: str | None = None,
+    columns: Mapping[str, str] | str | None = None,
+    required: Sequence[str] = ("step",),
+    groups: Sequence[str] = (),
+    law_name: str | None = None,
+    **options: Any,
+) -> xr.Dataset:
+    """Load a learning-curve table (one row per logged checkpoint) and check every curve.
+
+    Parameters
+    ----------
+    source : DataFrame, path, bundled dataset name or xarray.Dataset
+        As for :func:`bayescale.runs.table.load_runs`; a Dataset is checked as it is.
+    run_id : str, optional
+        Column naming the run of each row (text or integers). Default: the first column named
+        as in :data:`bayescale.runs.table.RUN_ID_COLUMNS` (``run``, ``run_id``, ``run_name``,
+        ``name``, then ``source_file``, which a directory with one CSV per run gets).
+    columns : mapping or str, optional
+        Canonical name to source column, e.g. ``{"N": "params", "step": "_step"}``.
+    required : sequence of str, default ("step",)
+        Canonical columns that must be present (the law's inputs); ``loss`` always is.
+    groups : sequence of str
+        Group columns (model family, eval set...).
+    law_name : str, optional
+        Law the table is loaded for, named in messages.
+    **options
+        Passed to :func:`bayescale.runs.table.load_runs` (``compute_unit``, ``value_map``...).
+
+    Returns
+    -------
+    xarray.Dataset
+        As :func:`~bayescale.runs.table.load_runs` (dim ``run`` = one row per checkpoint), with the
+        run id column as text and attribute ``run_id`` naming it as stored (a column ``run``
+        is stored as ``run_label``, see :func:`bayescale.runs.table.stored_column`).
+
+    Raises
+    ------
+    RunsTableError
+        If the run id column is missing or has empty values, a run's rows are not in
+        increasing step order, a run logs one step twice, or one run id covers several model
+        sizes. Messages name the run and the 1-based rows.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> table = pd.DataFrame(
+    ...     {"run_id": ["a", "a", "b"], "N": [1e8, 1e8, 4e8], "step": [100, 200, 100],
+    ...      "loss": [4.1, 3.6, 3.9]}
+    ... )
+    >>> load_curves(table)["run_id"].values.tolist()
+    ['a', 'a', 'b']
+    """
+    import xarray as xr
+
+    from bayescale.runs.table import CANONICAL, RUN_ID_COLUMNS, find_run_id, load_runs, stored_column
+
+    if run_id in CANONICAL:
+        raise RunsTableError(
+            f"run id column {run_id!r} cannot be a canonical column; name the column "
+            "that identifies each training run (e.g. 'run' or 'source_file')"
+        )
+    if run_id is not None and run_id in groups:
+        raise RunsTableError(f"column {run_id!r} cannot be both the run id and a group")
+    if isinstance(source, xr.Dataset):
+        table = source
+        absent = [c for c in (*required, "loss", *groups) if c not in table]
+        if absent:
+            raise RunsTableError(f"learning-curve table has no column {absent[0]!r}")
+    else:
+        # Rows of different runs may share N and step; the run id tells them apart, so the
+        # duplicate check of load_runs is replaced by the per-run checks below.
+        table = load_runs(
+            source,
+            columns=columns,
+            required=(*required, "loss"),
+            groups=groups,
+            law_name=law_name,
+            **(options | {"allow_replicates": True}),
+        )
+    if run_id is None:
+        run_id = find_run_id(list(table.data_vars))
+        if run_id is None or run_id in groups:
+            raise RunsTableError(
+                "a learning-curve table needs a column naming the run of each row, and none is "
+                f"named {', '.join(repr(c) for c in RUN_ID_COLUMNS)}; name it with run_id= "
+                f"(CLI: --run-id COL). Columns: {', '.join(map(str, table.data_vars))}."
+            )
+    run_id = stored_column(run_id)
+    if run_id not in table:
+        from bayescale.runs.table import _missing_column_error
+
+        raise _missing_column_error(run_id, list(table.data_vars), needed_by="run_id")
+    ids = _run_id_text(table[run_id].values)
+    missing = np.flatnonzero(ids == "")
+    if missing.size:
+        raise RunsTableError(
+            f"run id column {run_id!r} is empty in {_rows(table, missing)}; every row of a "
+            "learning curve must name its run"
+        )
+    _check_curves(table, ids, run_id)
+    out = table.assign({run_id: ("run", ids.astype(object))})
+    return out.assign_attrs(run_id=run_id)
+
+
+def _run_id_text(values: np.ndarray) -> np.ndarray:
+    """Run ids as text: integers without '.0', missing (NaN or '') as ''."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        finite = np.isfinite(values)
+        whole = finite & (values == np.round(values))
+        text = np.where(whole, np.char.mod("%d", np.where(whole, values, 0)), values.astype(str))
+        return np.where(finite, text, "").astype(str)
+    return np.array(["" if v is None else str(v).strip() for v in values], dtype=str)
+
+
+def _rows(table: xr.Dataset, positions: Sequence[int]) -> str:
+    """1-based rows, with the source file for tables read from a directory."""
+    files = table["source_file"].values if "source_file" in table else None
+    shown = [
+        f"{p + 1}" + (f" ({files[p]})" if files is not None else "")
+        for p in list(positions)[:_MAX_LISTED]
+    ]
+    extra = len(positions) - _MAX_LISTED
+    word = "row " if len(positions) == 1 else "rows "
+    return word + ", ".join(shown) + (f" and {extra} more" if extra > 0 else "")
+
+
+def order_column(table: xr.Dataset) -> str:
+    """Return the column that orders a run's rows: ``step``, else ``D`` (tokens seen)."""
+    for column in _ORDER_COLUMNS:
+        if column in table:
+            return column
+    raise RunsTableError(
+        "a learning-curve table needs a 'step' column (optimizer steps) or 'D' (tokens seen) "
+        "to order each run's rows; map one with columns={'step': '<your column>'}"
+    )
+
+
+def _check_curves(table: xr.Dataset, ids: np.ndarray, run_id: str) -> None:
+    order = order_column(table)
+    t = np.asarray(table[order].values, dtype=float)
+    sizes = np.asarray(table["N"].values, dtype=float) if "N" in table else None
+    for name in dict.fromkeys(ids.tolist()):
+        rows = np.flatnonzero(ids == name)
+        steps = t[rows]
+        seen: dict[float, int] = {}
+        for k, value in enumerate(steps):
+            if value in seen:
+                where = _rows(table, [seen[value], rows[k]])
+                raise RunsTableError(
+                    f"run {name!r} logs {order} {value:g} twice ({where}); drop the repeated "
+                    "checkpoint (a resumed run logs overlapping steps: keep the rows after the "
+                    "restart)"
+                )
+            seen[value] = rows[k]
+        back = np.flatnonzero(np.diff(steps) < 0)
+        if back.size:
+            k = int(back[0])
+            raise RunsTableError(
+                f"run {name!r}: {order} goes back from {steps[k]:g} to {steps[k + 1]:g} "
+                f"({_rows(table, [rows[k], rows[k + 1]])}); a run's rows must be in increasing "
+                f"{order} order. Sort the table by run and {order}, or check that two runs do "
+                f"not share the run id {name!r}"
+            )
+        if sizes is not None:
+            other = np.flatnonzero(sizes[rows] != sizes[rows[0]])
+            if other.size:
+                where = _rows(table, [rows[0], rows[other[0]]])
+                raise RunsTableError(
+                    f"run {name!r} has several model sizes N ({sizes[rows[0]]:g} and "
+                    f"{sizes[rows[other[0]]]:g}, {where}); two runs share the run id "
+                    f"{run_id}={name!r}"
+                )
+
+
+# --------------------------------------------------------------------------------------------
+# Thinning
+# --------------------------------------------------------------------------------------------
+def thin_curves(
+    curves: xr.Dataset, *, per_run: int = PER_RUN, run_id: str | None = None
+) -> xr.Dataset:
+    """Keep about ``per_run`` rows of each run, at log-spaced steps.
+
+    For each run, targets are ``per_run`` steps spaced evenly in log step between its first
+    and last logged step; the row nearest each target (in log step) is kept, so a run keeps
+    its first and last rows and at most ``per_run`` rows (fewer where the logging is sparser
+    than the targets, e.g. in the first decade). Runs with at most ``per_run`` rows are kept
+    whole.
+
+    Why: loggers write at equal step intervals, so with all rows the last decade of training
+    carries ~90 % of the weight while the power law's curvature lives across all decades,
+    and neighbouring rows (a few hundred steps apart) carry nearly the same information.
+
+    Parameters
+    ----------
+    curves : xarray.Dataset
+        A table from :func:`load_curves`.
+    per_run : int, default 30
+        Largest number of rows kept per run.
+    run_id : str, optional
+        Run id column (default: the table's ``run_id`` attribute, else ``"run_id"``).
+
+    Returns
+    -------
+    xarray.Dataset
+        The kept rows in their original order, ``run`` renumbered from 0.
+    """
+    if not isinstance(per_run, int | np.integer) or per_run < 2:
+        raise ConfigError(f"per_run must be an integer >= 2, got {per_run!r}")
+    run_id = run_id or curves.attrs.get("run_id", RUN_ID)
+    if run_id not in curves:
+        raise RunsTableError(f"learning-curve table has no run id column {run_id!r}")
+    order = order_column(curves)
+    ids = np.asarray(curves[run_id].values).astype(str)
+    log_t = np.log(np.asarray(curves[order].values, dtype=float))
+    keep: list[int] = []
+    for name in dict.fromkeys(ids.tolist()):
+        rows = np.flatnonzero(ids == name)
+        if rows.size <= per_run:
+            keep.extend(rows.tolist())
+            continue
+        targets = np.linspace(log_t[rows[0]], log_t[rows[-1]], per_run)
+        nearest = np.abs(log_t[rows][None, :] - targets[:, None]).argmin(axis=1)
+        keep.extend(rows[np.unique(nearest)].tolist())
+    kept = np.sort(np.array(keep, dtype=int))
+    out = curves.isel(run=kept)
+    return out.assign_coords(run=np.arange(kept.size)).assign_attrs(
+        curves.attrs, thinned_per_run=int(per_run)
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Parametrization of the run offsets
+# --------------------------------------------------------------------------------------------
+def pilot_run_centring(
+    law: Law,
+    u: Mapping[str, np.ndarray],
+    log_loss: np.ndarray,
+    effect: RunEffect,
+    priors: Mapping[str, Prior],
+    *,
+    margin: float = 3.0,
+    noise_floor: float = 0.002,
+) -> RunEffect:
+    r"""Choose the centred or non-centred form of the run offsets from a quick MAP fit.
+
+    The law's latents are fitted by least squares (held near their priors), then one offset
+    per run with them. With :math:`\hat\sigma` the residual scatter and
+    :math:`n_r` the rows of run :math:`r`, an offset's standard error is
+    :math:`s_r = \hat\sigma/\sqrt{n_r}` and the spread of the offsets is estimated by moments,
+    :math:`\hat\tau^2 = \max(0, \mathrm{var}(\hat\delta) - \overline{s_r^2})`. Every run is
+    centred when :math:`\text{margin}\cdot s_r < \hat\tau` for all runs (each curve pins its
+    own level down, the usual case for curves of tens of points), else none is: with
+    :math:`\hat\tau \approx 0` (runs that all follow the law) the centred form has a funnel.
+
+    Returns
+    -------
+    RunEffect
+        ``effect`` with :attr:`~bayescale.model.build.RunEffect.centred` set.
+    """
+    from scipy.optimize import least_squares
+
+    from bayescale.model.pooling import _map_scale
+
+    latents = list(law.latents)
+    scale = {k: _map_scale(priors[k]) for k in latents}
+    m = np.array([scale[k][1] for k in latents])
+    s = np.array([scale[k][2] for k in latents])
+    n_runs = len(effect.labels)
+
+    n_law = len(latents)
+
+    def residuals(h: np.ndarray, with_offsets: bool) -> np.ndarray:
+        z = {
+            k: np.exp(v) if scale[k][0] == "log" else v
+            for k, v in zip(latents, h[:n_law], strict=True)
+        }
+        offsets = h[n_law:]
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            fitted = law.log_loss(z, u, np) + (offsets[effect.index] if with_offsets else 0.0)
+        r = [(log_loss - fitted) / noise_floor, (h[:n_law] - m) / s]
+        if with_offsets:
+            # A loose pseudo-prior (sd 0.1) pins the mean offset, which the law's level could
+            # otherwise absorb.
+            r.append(offsets / 0.1)
+        r = np.concatenate(r)
+        return np.where(np.isfinite(r), r, 1e6)
+
+    # The law alone first, then the offsets from there: fitted jointly from the prior means,
+    # the offsets can absorb a misplaced law and stop in a worse optimum.
+    pooled = least_squares(residuals, m, args=(False,), method="trf")
+    start = np.concatenate([pooled.x, np.zeros(n_runs)])
+    result = least_squares(residuals, start, args=(True,), method="trf")
+    offsets = result.x[n_law:]
+    resid = result.fun[: log_loss.size] * noise_floor
+    counts = np.bincount(effect.index, minlength=n_runs)
+    dof = max(log_loss.size - len(latents) - n_runs, 1)
+    sigma = max(float(np.sqrt(np.sum(resid**2) / dof)), noise_floor)
+    se = sigma / np.sqrt(counts)
+    tau = np.sqrt(max(float(np.var(offsets)) - float(np.mean(se**2)), 0.0))
+    centred = bool(n_runs > 1 and np.all(margin * se < tau))
+    return replace(effect, centred=(centred,) * n_runs)
+
+
+# --------------------------------------------------------------------------------------------
+# Predicting runs: fitted runs at other steps, and new runs from their early points
+# --------------------------------------------------------------------------------------------
+def _run_steps(steps: Any, runs: Sequence[str]) -> dict[str, np.ndarray]:
+    """Return the steps to predict at for each run, from one array or a run -> steps mapping."""
+    if isinstance(steps, Mapping):
+        unknown = [str(r) for r in steps if str(r) not in runs]
+        if unknown:
+            raise ConfigError(
+                f"steps given for run {unknown[0]!r}, which is not among the runs predicted "
+                f"({', '.join(list(runs)[:_MAX_LISTED])}{'...' if len(runs) > _MAX_LISTED else ''})"
+            )
+        out = {str(r): np.atleast_1d(np.asarray(v, dtype=float)).ravel() for r, v in steps.items()}
+    else:
+        values = np.atleast_1d(np.asarray(steps, dtype=float)).ravel()
+        out = dict.fromkeys(runs, values)
+    for r, v in out.items():
+        if v.size == 0 or not np.all(np.isfinite(v) & (v > 0)):
+            raise ConfigError(f"steps for run {r!r} must be positive and finite, got {v.tolist()}")
+    return out
+
+
+def _run_rows(
+    table: xr.Dataset, run_id: str, law: Law
+) -> tuple[list[str], dict[str, dict[str, float]], dict[str, float]]:
+    """Run ids in order, each run's inputs other than the step (its last row), its last step."""
+    ids = np.asarray(table[run_id].values).astype(str)
+    runs = list(dict.fromkeys(ids.tolist()))
+    fixed, last = {}, {}
+    for r in runs:
+        row = int(np.flatnonzero(ids == r)[-1])
+        fixed[r] = {k: float(table[k].values[row]) for k in law.inputs if k != "step"}
+        last[r] = float(table["step"].values[row])
+    return runs, fixed, last
+
+
+def _points(
+    runs: Sequence[str],
+    fixed: Mapping[str, Mapping[str, float]],
+    steps: Mapping[str, np.ndarray],
+    law: Law,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Flatten (run, step) pairs into points: the run of each point and the law's inputs."""
+    which = np.concatenate([np.full(steps[r].size, r, dtype=object) for r in runs])
+    inputs = {
+        k: np.concatenate(
+            [steps[r] if k == "step" else np.full(steps[r].size, fixed[r][k]) for r in runs]
+        )
+        for k in law.inputs
+    }
+    return which, inputs
+
+
+def _prediction(
+    fit: Fit,
+    log_curve: xr.DataArray,
+    sigma: xr.DataArray,
+    which: np.ndarray,
+    inputs: Mapping[str, np.ndarray],
+    last: Mapping[str, float],
+    *,
+    run_id: str,
+    prob: float,
+    seed: int,
+) -> Prediction:
+    """Wrap per-draw log losses of runs (offsets included) as a Prediction."""
+    import xarray as xr
+
+    from bayescale.questions.predict import POINT, SAMPLE_DIMS, Prediction, _check_prob, extrapolation
+
+    _check_prob(prob)
+    coords = {k: (POINT, v) for k, v in inputs.items()} | {run_id: (POINT, which.astype(str))}
+    log_curve = log_curve.transpose(*SAMPLE_DIMS, POINT).assign_coords(coords)
+    rng = np.random.default_rng([seed, 2])
+    eps = xr.DataArray(rng.standard_normal(log_curve.shape), dims=log_curve.dims)
+    units = {"units": "nats/token"}
+    curve = np.exp(log_curve).assign_attrs(units)
+    beyond = extrapolation(fit, inputs)
+    # Along the step, what matters is how far past the run's own last logged step a point is.
+    own = np.log10(inputs["step"] / np.array([last[r] for r in which]))
+    beyond["step"] = xr.DataArray(np.maximum(own, 0.0), dims=POINT, attrs={"units": "decades"})
+    return Prediction(
+        law=fit.law.name,
+        inputs={k: np.asarray(v, dtype=float) for k, v in inputs.items()},
+        curve=curve,
+        expected=curve,
+        observed=np.exp(log_curve + sigma * eps).assign_attrs(units),
+        noise=xr.Dataset(
+            {
+                "sigma": sigma,
+                "discrepancy_mean": xr.zeros_like(log_curve).assign_coords(coords),
+                "discrepancy_sd": xr.zeros_like(log_curve).assign_coords(coords),
+            }
+        ),
+        extrapolation=beyond,
+        prob=prob,
+    )
+
+
+def _check_curve_fit(fit: Fit) -> None:
+    if "step" not in fit.law.inputs:
+        raise ConfigError(
+            f"law {fit.law.name!r} has no step input; learning-curve predictions need a curve "
+            "law (kaplan_ns, kaplan_ns_bcrit)"
+        )
+    if fit.settings.get("likelihood", "normal") != "normal":
+        raise ConfigError(
+            "learning-curve predictions integrate the run offset analytically and need a "
+            "fit with the normal likelihood"
+        )
+
+
+def predict_runs(
+    fit: Fit,
+    steps: Any,
+    *,
+    runs: Sequence[str] | None = None,
+    prob: float = 0.94,
+    seed: int = 0,
+) -> Prediction:
+    r"""Posterior predictive loss of runs of the fit at other steps, each with its own offset.
+
+    For draw :math:`s`, run :math:`r` and step :math:`S`:
+    :math:`\log L = \log f(N_r, S, B_r; \theta_s) + \delta_{r,s}` (``expected``) plus
+    :math:`\sigma_s \varepsilon` (``observed``), with :math:`\delta_r` the run's fitted
+    offset.
+
+    Parameters
+    ----------
+    fit : Fit
+        A curve law fitted with ``run_id`` (see :func:`bayescale.fit`).
+    steps : float, array or mapping
+        Optimizer steps to predict at: the same for every run, or ``{run id: steps}``.
+    runs : sequence of str, optional
+        Run ids to predict (default: every run of the fit, or the keys of ``steps``).
+    prob : float, default 0.94
+        HDI probability of the summaries.
+    seed : int
+        Seed of the noise draws.
+
+    Returns
+    -------
+    Prediction
+        Dims ``(chain, draw, point)``; ``point`` has the run id and the inputs as coords.
+        ``extrapolation["step"]`` is in decades past the run's last fitted step.
+    """
+    import xarray as xr
+
+    _check_curve_fit(fit)
+    spec = fit.meta.get("run_effect")
+    if not spec:
+        raise ConfigError("this fit has no run ids; fit the curves with run_id= to predict runs")
+    run_id = spec["dim"]
+    labels = list(spec["labels"])
+    if runs is None:
+        runs = [str(r) for r in steps] if isinstance(steps, Mapping) else labels
+    missing = [r for r in runs if r not in labels]
+    if missing:
+        from bayescale.core.errors import UnknownNameError, did_you_mean
+
+        raise UnknownNameError(
+            f"no run {missing[0]!r} in the fit. " + did_you_mean(missing[0], labels)
+        )
+    _, fixed, last = _run_rows(fit.runs, run_id, fit.law)
+    per_run = _run_steps(steps, list(runs))
+    which, inputs = _points(list(runs), fixed, per_run, fit.law)
+    log_curve = fit.expected_log_loss(inputs)
+    offset = fit.posterior["run_offset"].sel(
+        {run_id: xr.DataArray(which.astype(str), dims="point")}
+    )
+    log_curve = log_curve + offset.drop_vars(run_id)
+    sigma = fit.posterior["sigma"]
+    if spec.get("ar1"):
+        log_curve, sigma = _ar1_forward(fit, run_id, log_curve, sigma, which, inputs)
+    return _prediction(
+        fit,
+        log_curve,
+        sigma,
+        which,
+        inputs,
+        last,
+        run_id=run_id,
+        prob=prob,
+        seed=seed,
+    )
+
+
+def _ar1_forward(
+    fit: Fit,
+    run_id: str,
+    log_curve: xr.DataArray,
+    sigma: xr.DataArray,
+    which: np.ndarray,
+    inputs: Mapping[str, np.ndarray],
+) -> tuple[xr.DataArray, xr.DataArray]:
+    """Carry each run's AR(1) residual from its nearest earlier fitted row to the points.
+
+    With the residual of that row, ``e = y - f - offset`` per draw, and ``rho =
+    exp(-(log S - log S_row)/ell_run)``, the run's curve is ``f + offset + rho e`` and the
+    innovation left has sd ``sigma sqrt(1 - rho^2)``. Points before a run's first row get
+    ``rho = 0``. (Conditioning on the next fitted row too would narrow interior points a bit.)
+    """
+    import xarray as xr
+
+    runs = fit.runs
+    ids = np.asarray(runs[run_id].values).astype(str)
+    steps = np.asarray(runs["step"].values, dtype=float)
+    ref = np.full(which.size, -1)
+    for j, (r, step) in enumerate(zip(which.astype(str), inputs["step"], strict=True)):
+        rows = np.flatnonzero((ids == r) & (steps <= step))
+        if rows.size:
+            ref[j] = rows[np.argmax(steps[rows])]
+    has = ref >= 0
+    rows = np.where(has, ref, 0)
+    at_rows = {k: np.asarray(runs[k].values, dtype=float)[rows] for k in fit.law.inputs}
+    post = fit.posterior
+    offset = post["run_offset"].sel({run_id: xr.DataArray(which.astype(str), dims="point")})
+    fitted = fit.expected_log_loss(at_rows) + offset.drop_vars(run_id)
+    y = xr.DataArray(np.log(np.asarray(runs["loss"].values, dtype=float))[rows], dims="point")
+    gap = xr.DataArray(
+        np.where(has, np.log(inputs["step"]) - np.log(np.where(has, steps[rows], 1.0)), np.inf),
+        dims="point",
+    )
+    rho = np.exp(-gap / post["ell_run"])
+    carried = (rho * (y - fitted)).transpose(*log_curve.dims)
+    left = sigma * np.sqrt(-np.expm1(-2.0 * gap / post["ell_run"]))
+    return log_curve + carried.values, left.transpose(*log_curve.dims)
+
+
+def extrapolate(
+    early: Any,
+    steps: Any,
+    *,
+    fit: Fit | None = None,
+    finished: Any = None,
+    law: str | Law = "kaplan_ns",
+    run_id: str | None = None,
+    columns: Mapping[str, str] | str | None = None,
+    per_run: int | None = PER_RUN,
+    prob: float = 0.94,
+    seed: int = 0,
+    **fit_options: Any,
+) -> Prediction:
+    r"""Posterior of runs' later losses (e.g. their final loss) from the first part of their curves.
+
+    Two ways to use what other runs teach:
+
+    * ``fit=None`` (default): fit ``law`` with per-run offsets to the early points, together
+      with the curves of ``finished`` runs if given, and predict each early run with its own
+      offset (:func:`predict_runs`). Without finished runs the law's step dependence is learned
+      from the early parts of all the given runs.
+    * ``fit=`` a curve fit of finished runs (with ``run_id``): no new sampling. The fit's
+      posterior is the prior; each new run's offset is integrated out analytically (Normal
+      likelihood), the draws are reweighted by the early points' marginal likelihood with
+      Pareto-smoothed importance sampling (PSIS) and resampled, and each run's offset is drawn
+      from its conditional posterior. A :class:`~bayescale.core.errors.SamplingWarning` says when
+      the weights are unreliable (Pareto :math:`\hat k > 0.7`): the early points then disagree
+      with what the fit expected, and refitting (``fit=None, finished=...``) is the remedy.
+
+    The laws describe training after the learning-rate warmup: drop the warmup rows first
+    (Kaplan et al. fit from step ~1e3; on the Gemstones curves, first checkpoint at step 477,
+    the final-loss bands covered 18 of 22 runs with every row and 21 from step 2000).
+
+    Parameters
+    ----------
+    early : DataFrame, path or xarray.Dataset
+        Learning-curve rows of the runs to extrapolate (run id, the law's inputs, loss).
+    steps : float, array or mapping
+        Steps to predict at: the same for every run (e.g. the planned final step), or
+        ``{run id: steps}``.
+    fit : Fit, optional
+        Curve fit of other, finished runs to update (see above).
+    finished : DataFrame, path or xarray.Dataset, optional
+        Curves of finished runs to fit together with the early points (``fit=None`` only).
+    law : str or Law, default "kaplan_ns"
+        Law to fit when ``fit`` is None.
+    run_id : str, optional
+        Run id column of the tables (default: found by name, see :func:`load_curves`).
+    columns : mapping or str, optional
+        Column mapping for the tables (see :func:`load_curves`).
+    per_run : int or None, default 30
+        Thin each run to this many log-spaced rows before fitting or updating
+        (:func:`thin_curves`); None keeps every row. With ``fit=``, use the thinning the
+        fitted runs had.
+    prob : float, default 0.94
+        HDI probability of the summaries.
+    seed : int
+        Seed of the fit and of the resampling and noise draws.
+    **fit_options
+        Passed to :func:`bayescale.fit` (``draws``, ``tune``, ``chains``, ``priors``...).
+
+    Returns
+    -------
+    Prediction
+        Draws of each run's loss at ``steps`` (``expected``: the run's curve; ``observed``:
+        plus point-to-point noise), dims ``(chain, draw, point)``; ``point`` has the run id
+        and the inputs as coords. When ``fit`` was given, each run is reweighted on its own
+        (runs are independent given the law), so draws of different runs are not paired,
+        ``noise["sigma"]`` has a ``point`` dim, and ``noise`` holds the Pareto ``k`` and the
+        effective sample size of each run's weights (``pareto_k``, ``ess``).
+
+    Examples
+    --------
+    The first 30 % of each run's steps, warmup dropped, extrapolated to the final step:
+
+    >>> last = table.groupby("run_id")["step"].transform("max")  # doctest: +SKIP
+    >>> early = table[(table["step"] >= 2000) & (table["step"] <= 0.3 * last)]  # doctest: +SKIP
+    >>> p = extrapolate(early, 83475)  # doctest: +SKIP
+    >>> prediction_rows(p)  # doctest: +SKIP
+    """
+    from bayescale.fitting.pipeline import fit as fit_law
+    from bayescale.laws.base import get_law
+
+    if fit is not None:
+        if finished is not None:
+            raise ConfigError(
+                "give either fit= (a fit of finished runs to update) or finished= (runs to fit "
+                "together with the early points), not both"
+            )
+        if fit_options:
+            raise ConfigError(
+                f"fit options ({', '.join(fit_options)}) need fit=None: an existing fit is "
+                "updated without sampling"
+            )
+        return _update(
+            fit,
+            early,
+            steps,
+            run_id=run_id,
+            columns=columns,
+            per_run=per_run,
+            prob=prob,
+            seed=seed,
+        )
+
+    law = get_law(law)
+    tables = [load_curves(early, run_id=run_id, columns=columns, required=law.inputs)]
+    run_id = tables[0].attrs["run_id"]
+    if finished is not None:
+        tables.insert(0, load_curves(finished, run_id=run_id, columns=columns, required=law.inputs))
+    combined = _combine(tables, run_id, law)
+    early_runs = list(dict.fromkeys(np.asarray(tables[-1][run_id].values).astype(str).tolist()))
+    if per_run is not None:
+        combined = thin_curves(combined, per_run=per_run, run_id=run_id)
+    fitted = fit_law(combined, law, run_id=run_id, seed=seed, **fit_options)
+    return predict_runs(fitted, steps, runs=early_runs, prob=prob, seed=seed)
+
+
+def _combine(tables: Sequence[xr.Dataset], run_id: str, law: Law) -> xr.Dataset:
+    """One table of the law's inputs, loss and run id from several, run ids kept apart."""
+    import xarray as xr
+
+    keep = [*law.inputs, "loss", run_id]
+    if len(tables) > 1:
+        ids = [set(np.asarray(t[run_id].values).astype(str).tolist()) for t in tables]
+        both = sorted(ids[0] & ids[1])
+        if both:
+            raise RunsTableError(
+                f"run {both[0]!r} is both among the finished runs and the early curves; a run "
+                "is either finished or being extrapolated"
+            )
+    parts = [t[keep].drop_vars("run") for t in tables]
+    out = xr.concat(parts, dim="run") if len(parts) > 1 else parts[0]
+    attrs = dict(tables[-1].attrs)
+    return out.assign_coords(run=np.arange(out.sizes["run"])).assign_attrs(attrs, run_id=run_id)
+
+
+def _update(
+    fit: Fit,
+    early: Any,
+    steps: Any,
+    *,
+    run_id: str | None,
+    columns: Mapping[str, str] | str | None,
+    per_run: int | None,
+    prob: float,
+    seed: int,
+) -> Prediction:
+    """Reweight a fit's draws by new runs' early points, offsets integrated out (see above)."""
+    import warnings
+
+    import xarray as xr
+
+    from bayescale.core.errors import SamplingWarning
+
+    _check_curve_fit(fit)
+    law = fit.law
+    table = load_curves(early, run_id=run_id, columns=columns, required=law.inputs)
+    run_id = table.attrs["run_id"]
+    if per_run is not None:
+        # As thin as the fitted runs were: the AR(1) residual's parameters were learned at
+        # their spacing, and far denser rows would be weighted by what the fit never saw.
+        table = thin_curves(table, per_run=per_run, run_id=run_id)
+    runs, fixed, last = _run_rows(table, run_id, law)
+    spec = fit.meta.get("run_effect") or {}
+    seen = sorted(set(runs) & set(spec.get("labels", ())))
+    if seen:
+        raise ConfigError(
+            f"run {seen[0]!r} is already in the fit; predict it with predict_runs(fit, steps)"
+        )
+    post = fit.posterior
+    shape = (post.sizes["chain"] * post.sizes["draw"],)
+    sigma2 = post["sigma"].values.reshape(shape) ** 2
+    tau2 = np.zeros(shape)
+    if "tau_run" in post:
+        # The fitted runs' offsets sum to zero (the law is the average run), so a new run's
+        # offset also carries the uncertainty of that average: variance tau^2 (1 + 1/runs).
+        n_fitted = len(spec.get("labels", ())) or 1
+        spread = 1 + spec.get("projected", 1) / n_fitted
+        tau2 = post["tau_run"].values.reshape(shape) ** 2 * spread
+    ell = post["ell_run"].values.reshape(shape) if "ell_run" in post else None
+
+    rows = {k: np.asarray(table[k].values, dtype=float) for k in law.inputs}
+    mu = fit.expected_log_loss(rows).values.reshape(*shape, -1)
+    resid = np.log(np.asarray(table["loss"].values, dtype=float))[None, :] - mu
+    ids = np.asarray(table[run_id].values).astype(str)
+    log_t = np.log(np.asarray(table["step"].values, dtype=float))
+    per_run = _run_steps(steps, runs)
+    which, inputs = _points(runs, fixed, per_run, law)
+    curve = fit.expected_log_loss(inputs).values.reshape(*shape, -1)
+    rng = np.random.default_rng([seed, 3])
+    log_curve = np.empty_like(curve)
+    sigma = np.empty_like(curve)
+    diagnostics = {}
+    for r in runs:
+        # Runs are independent given the law, so each is updated on its own: a joint update of
+        # many runs would also relearn the law from their early points, which is a refit.
+        own = ids == r
+        e, x = resid[:, own], log_t[own]
+        log_w, mean, var = _offset_posterior(e, x, sigma2, tau2, ell)
+        picks, diagnostics[r] = _resample(log_w, rng)
+        offset = mean[picks] + np.sqrt(var[picks]) * rng.standard_normal(shape[0])
+        cols = which == r
+        log_curve[:, cols] = curve[picks][:, cols] + offset[:, None]
+        sigma[:, cols] = np.sqrt(sigma2[picks])[:, None]
+        if ell is not None:
+            # Given the offset the AR(1) residuals at the logged steps are known; the one
+            # nearest before each point is carried forward (as in predict_runs).
+            x_new = np.log(inputs["step"][cols])
+            before = np.searchsorted(x, x_new, side="right") - 1
+            gap = np.where(before >= 0, x_new - x[np.maximum(before, 0)], np.inf)
+            rho = np.exp(-gap[None, :] / ell[picks][:, None])
+            carried = e[picks][:, np.maximum(before, 0)] - offset[:, None]
+            log_curve[:, cols] += rho * carried
+            sigma[:, cols] *= np.sqrt(-np.expm1(-2 * gap[None, :] / ell[picks][:, None]))
+    bad = {r: d for r, d in diagnostics.items() if d[0] > 0.7}
+    if bad:
+        r, (khat, ess) = next(iter(bad.items()))
+        warnings.warn(
+            f"extrapolation of run {r!r} by reweighting is unreliable (Pareto k = {khat:.2f} > "
+            f"0.7, ESS {ess:.0f}; {len(bad)} run(s) in all): its early points disagree with "
+            "what the fit expected; refit with extrapolate(early, steps, finished=...) instead",
+            SamplingWarning,
+            stacklevel=3,
+        )
+    sample = {"chain": [0], "draw": np.arange(shape[0])}
+    dims = ("chain", "draw", "point")
+    out = _prediction(
+        fit,
+        xr.DataArray(log_curve[None], dims=dims, coords=sample),
+        xr.DataArray(sigma[None], dims=dims, coords=sample),
+        which,
+        inputs,
+        last,
+        run_id=run_id,
+        prob=prob,
+        seed=seed,
+    )
+    # The importance-sampling health of each run travels with the prediction.
+    labels = {run_id: runs}
+    out.noise["pareto_k"] = xr.DataArray([diagnostics[r][0] for r in runs], labels, run_id)
+    out.noise["ess"] = xr.DataArray([diagnostics[r][1] for r in runs], labels, run_id)
+    return out
+
+
+def _offset_posterior(
+    e: np.ndarray, x: np.ndarray, sigma2: np.ndarray, tau2: np.ndarray, ell: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""Marginal likelihood of a run's residuals and the posterior of its offset, per draw.
+
+    ``e`` (draws, rows) are residuals of log loss from the law at log steps ``x``. With the
+    offset integrated out, :math:`e \sim \mathcal{N}(0, K)`, :math:`K = \tau^2 11^T + A`,
+    where :math:`A = \sigma^2 I` for independent scatter and, for the AR(1) residual started
+    from zero one median gap :math:`g` before the first row (as in the fit),
+    :math:`A_{jk} = e^{-(x_k - x_j)/\ell} v_j` for :math:`j \le k`, with
+    :math:`v_1 = \sigma^2(1 - e^{-2g/\ell})` and
+    :math:`v_k = \rho_k^2 v_{k-1} + \sigma^2 (1 - \rho_k^2)`. The offset given ``e`` is
+    Normal with mean :math:`\tau^2 1^T K^{-1} e` and variance
+    :math:`\tau^2 - \tau^4 1^T K^{-1} 1`.
+
+    Returns
+    -------
+    log_lik, mean, var : ndarray
+        One value per draw.
+    """
+    n = x.size
+    if ell is None:
+        resid_cov = sigma2[:, None, None] * np.eye(n)[None]
+    else:
+        gaps = np.diff(x)
+        start = float(np.median(gaps)) if n > 1 else 1.0
+        rho = np.exp(-np.concatenate([[start], gaps])[None, :] / ell[:, None])
+        var = np.empty((sigma2.size, n))
+        var[:, 0] = sigma2 * (1 - rho[:, 0] ** 2)
+        for k in range(1, n):
+            var[:, k] = rho[:, k] ** 2 * var[:, k - 1] + sigma2 * (1 - rho[:, k] ** 2)
+        lower = np.minimum.outer(np.arange(n), np.arange(n))
+        decay = np.exp(-np.abs(x[:, None] - x[None, :])[None] / ell[:, None, None])
+        resid_cov = decay * var[:, lower]
+    cov = tau2[:, None, None] + resid_cov
+    chol = np.linalg.cholesky(cov)
+    ones = np.ones((sigma2.size, n, 1))
+    whitened = np.linalg.solve(chol, np.concatenate([e[..., None], ones], axis=2))
+    we, w1 = whitened[..., 0], whitened[..., 1]
+    log_det = 2 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
+    log_lik = -0.5 * (n * np.log(2 * np.pi) + log_det + (we**2).sum(axis=1))
+    mean = tau2 * (w1 * we).sum(axis=1)
+    var = np.maximum(tau2 - tau2**2 * (w1**2).sum(axis=1), 0.0)
+    return log_lik, mean, var
+
+
+def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """Systematic resampling of draws by PSIS-smoothed weights; also Pareto k and the ESS."""
+    from arviz_stats.base.array import array_stats
+
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        smoothed, khat = array_stats.psislw(log_w - log_w.max())
+    weights = np.exp(smoothed - np.logaddexp.reduce(smoothed))
+    size = weights.size
+    # Each draw kept in proportion to its weight, with the least resampling noise.
+    picks = np.searchsorted(np.cumsum(weights), (rng.uniform() + np.arange(size)) / size)
+    return np.minimum(picks, size - 1), (float(khat), float(1.0 / np.sum(weights**2)))
+
+
+# --------------------------------------------------------------------------------------------
+# Kaplan's derived quantities: S_min, E_min, C_min, and the compute-efficient frontier
+# --------------------------------------------------------------------------------------------
+#: Kaplan et al.'s critical-batch fit, B_crit(L) = B*/L^(1/alpha_B) (their eq. 1.4, tokens):
+#: used when no fit with B* and alpha_B is given. It depends on the data and tokenizer.
+KAPLAN_BCRIT = {"B_star": 2e8, "alpha_B": 0.21}
+
+
+def _bcrit_draws(source: Fit | Mapping[str, float] | None) -> dict[str, xr.DataArray]:
+    """B* and alpha_B: posterior draws of a fit that has them, or fixed values."""
+    import xarray as xr
+
+    if source is None:
+        source = KAPLAN_BCRIT
+    if isinstance(source, Mapping):
+        missing = [k for k in KAPLAN_BCRIT if k not in source]
+        if missing:
+            raise ConfigError(
+                f"critical batch needs {' and '.join(KAPLAN_BCRIT)}; missing {missing[0]}"
+            )
+        return {k: xr.DataArray(float(source[k])) for k in KAPLAN_BCRIT}
+    post = source.posterior
+    if not all(k in post for k in KAPLAN_BCRIT):
+        raise ConfigError(
+            f"fit of law {source.law.name!r} has no critical batch (B_star, alpha_B); use a "
+            "critical_batch or kaplan_ns_bcrit fit, or give the values as a mapping"
+        )
+    return {k: post[k] for k in KAPLAN_BCRIT}
+
+
+def minimum_steps(
+    curves: Any,
+    *,
+    critical: Fit | Mapping[str, float] | None = None,
+    run_id: str | None = RUN_ID,
+    final_only: bool = False,
+    columns: Mapping[str, str] | str | None = None,
+) -> xr.Dataset:
+    r"""Kaplan's minimum steps, examples and compute to reach each logged loss.
+
+    With :math:`B_{crit}(L) = B_*/L^{1/\alpha_B}` at the observed loss :math:`L` of a row
+    trained for :math:`S` steps at batch :math:`B` (tokens) with :math:`N` parameters
+    (Kaplan eqs. 5.4, 5.5, C = 6NBS):
+
+    .. math::
+
+        S_{min} = \frac{S}{1 + B_{crit}/B},\quad
+        E_{min} = \frac{BS}{1 + B/B_{crit}} = S_{min} B_{crit},\quad
+        C_{min} = 6 N E_{min}.
+
+    :math:`S_{min}` is the number of steps the loss would take at a very large batch,
+    :math:`E_{min}` the tokens it would take at a very small one.
+
+    Parameters
+    ----------
+    curves : DataFrame, path or xarray.Dataset
+        Rows with ``step``, ``batch``, ``loss`` (and ``N`` for ``C_min``).
+    critical : Fit or mapping, optional
+        Source of :math:`B_*` (tokens) and :math:`\alpha_B`: a ``critical_batch`` or
+        ``kaplan_ns_bcrit`` fit (the results are then posteriors, dims ``chain``, ``draw``),
+        or ``{"B_star": ..., "alpha_B": ...}``; default Kaplan's 2e8 and 0.21
+        (:data:`KAPLAN_BCRIT`), which belong to their data and tokenizer.
+    run_id : str or None, default "run_id"
+        Run id column; None for a table of independent rows.
+    final_only : bool
+        Keep each run's last row (its final checkpoint), indexed by run id.
+    columns : mapping or str, optional
+        Column mapping (see :func:`load_curves`).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``B_crit`` (tokens per step), ``S_min`` (steps), ``E_min`` (tokens), ``C_min``
+        (FLOPs, when ``N`` is present) and the observed ``S``, ``D = BS`` and ``C = 6NBS``,
+        along ``run`` (rows) or the run id (``final_only``).
+    """
+    import xarray as xr
+
+    from bayescale.runs.table import load_runs
+
+    if isinstance(curves, xr.Dataset):
+        table = curves
+    elif run_id is not None:
+        table = load_curves(curves, run_id=run_id, columns=columns, required=("step", "batch"))
+        run_id = table.attrs["run_id"]
+    else:
+        table = load_runs(
+            curves, columns=columns, required=("step", "batch"), allow_replicates=True
+        )
+    for column in ("step", "batch", "loss"):
+        if column not in table:
+            raise RunsTableError(f"minimum steps need a {column!r} column")
+    if final_only:
+        if run_id is None or run_id not in table:
+            raise ConfigError("final_only needs the run id column of a learning-curve table")
+        ids = np.asarray(table[run_id].values).astype(str)
+        runs = list(dict.fromkeys(ids.tolist()))
+        table = table.isel(run=[int(np.flatnonzero(ids == r)[-1]) for r in runs])
+    dim = run_id if final_only else "run"
+    s = xr.DataArray(np.asarray(table["step"].values, dtype=float), dims=dim)
+    b = xr.DataArray(np.asarray(table["batch"].values, dtype=float), dims=dim)
+    loss = xr.DataArray(np.asarray(table["loss"].values, dtype=float), dims=dim)
+    crit = _bcrit_draws(critical)
+    b_crit = crit["B_star"] / loss ** (1.0 / crit["alpha_B"])
+    out = xr.Dataset(
+        {
+            "B_crit": b_crit.assign_attrs(units="tokens per step"),
+            "S_min": (s / (1 + b_crit / b)).assign_attrs(units="optimizer steps"),
+            "E_min": (b * s / (1 + b / b_crit)).assign_attrs(units="tokens"),
+            "S": s.assign_attrs(units="optimizer steps"),
+            "D": (b * s).assign_attrs(units="tokens"),
+        }
+    )
+    if "N" in table:
+        n = xr.DataArray(np.asarray(table["N"].values, dtype=float), dims=dim)
+        out["C_min"] = (6 * n * out["E_min"]).assign_attrs(units="FLOPs")
+        out["C"] = (6 * n * out["D"]).assign_attrs(units="FLOPs")
+    labels = np.asarray(table[dim].values)
+    out = out.assign_coords({dim: labels.astype(str) if final_only else labels})
+    return out.transpose(*(d for d in ("chain", "draw") if d in out.dims), dim)
+
+
+def compute_efficient(
+    fit: Fit,
+    compute: Any,
+    *,
+    critical: Fit | Mapping[str, float] | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    r"""Kaplan's compute-efficient training point for compute budgets, and the frontier exponents.
+
+    Minimising :math:`L(N, S_{min}) = (N_c/N)^{\alpha_N} + (S_c/S_{min})^{\alpha_S}` at fixed
+    :math:`C_{min} = 6 N B_{crit}(L) S_{min}` puts the S term at :math:`\alpha_N/\alpha_S` of
+    the N term (Kaplan app. B): with :math:`L_N = (N_c/N)^{\alpha_N}`,
+    :math:`L = (1 + \alpha_N/\alpha_S) L_N`, :math:`S_{min} = S_c ((\alpha_N/\alpha_S)
+    L_N)^{-1/\alpha_S}` and :math:`B_{crit} = B_*/L^{1/\alpha_B}`; every log is linear in
+    :math:`\log N`, so each budget has one optimum. Training at :math:`B = B_{crit}` then takes
+    :math:`S = 2 S_{min}` steps, :math:`D = 2 E_{min}` tokens and :math:`C = 2 C_{min}`.
+
+    Along this frontier :math:`L \propto C_{min}^{-\alpha_C^{min}}` with
+    :math:`1/\alpha_C^{min} = 1/\alpha_N + 1/\alpha_S + 1/\alpha_B`, and
+    :math:`N \propto C^{\alpha_C^{min}/\alpha_N}`, :math:`B \propto C^{\alpha_C^{min}/\alpha_B}`,
+    :math:`S \propto C^{\alpha_C^{min}/\alpha_S}`, so tokens
+    :math:`D \propto C^{1 - \alpha_C^{min}/\alpha_N}`. Kaplan's "convergence is inefficient":
+    :math:`D \propto C^{0.27}` grows far slower than :math:`N \propto C^{0.73}`, i.e. large models
+    should stop well before convergence. ``p_convergence_inefficient`` is the posterior
+    probability that the D exponent is below the N exponent.
+
+    Parameters
+    ----------
+    fit : Fit
+        A ``kaplan_ns_bcrit`` fit, or a ``kaplan_ns`` fit (its step read as :math:`S_{min}`)
+        with ``critical`` giving the critical batch.
+    compute : float or array
+        Budgets :math:`C_{min}` in FLOPs.
+    critical : Fit or mapping, optional
+        :math:`B_*`, :math:`\alpha_B` when ``fit`` has none: a ``critical_batch`` fit (its draws
+        are paired with the fit's at random) or a mapping; default Kaplan's values.
+    seed : int
+        Seed of the pairing of draws of two fits.
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``(chain, draw, C)``: ``N`` (parameters), ``S_min``, ``S`` (steps), ``B_crit``
+        (tokens per step), ``E_min``, ``D`` (tokens), ``C_total`` (FLOPs at B = B_crit) and
+        ``loss`` (nats/token); dims ``(chain, draw)``: ``alpha_C_min`` and
+        ``frontier_exponent_N/B/S/D``; scalar ``p_convergence_inefficient``.
+    """
+    import xarray as xr
+
+    post = fit.posterior
+    needed = ("alpha_N", "alpha_S", "N_c", "S_c")
+    if not all(k in post for k in needed):
+        raise ConfigError(
+            f"the compute-efficient frontier needs an L(N, S) law (kaplan_ns, kaplan_ns_bcrit); "
+            f"this fit is of {fit.law.name!r}"
+        )
+    budget = np.atleast_1d(np.asarray(compute, dtype=float)).ravel()
+    if budget.size == 0 or not np.all(np.isfinite(budget) & (budget > 0)):
+        raise ConfigError(f"compute budgets must be positive and finite FLOPs, got {compute!r}")
+    p = {k: post[k] for k in needed}
+    if "B_star" in post and critical is None:
+        p |= {k: post[k] for k in KAPLAN_BCRIT}
+    else:
+        crit = _bcrit_draws(critical)
+        if "chain" in crit["B_star"].dims:
+            rng = np.random.default_rng(seed)
+            flat = {k: v.values.ravel() for k, v in crit.items()}
+            size = post.sizes["chain"] * post.sizes["draw"]
+            picks = rng.integers(0, flat["B_star"].size, size=size)
+            shape = (post.sizes["chain"], post.sizes["draw"])
+            crit = {
+                k: xr.DataArray(
+                    v[picks].reshape(shape), dims=("chain", "draw"), coords=post["alpha_N"].coords
+                )
+                for k, v in flat.items()
+            }
+        p |= crit
+    c_min = xr.DataArray(budget, dims="C", coords={"C": budget})
+    r = p["alpha_N"] / p["alpha_S"]
+    slope = 1 + r + p["alpha_N"] / p["alpha_B"]
+    const = (
+        np.log(6.0)
+        + np.log(p["S_c"])
+        + np.log(p["B_star"])
+        - np.log(r) / p["alpha_S"]
+        - np.log1p(r) / p["alpha_B"]
+        - (r + p["alpha_N"] / p["alpha_B"]) * np.log(p["N_c"])
+    )
+    log_n = (np.log(c_min) - const) / slope
+    log_ln = p["alpha_N"] * (np.log(p["N_c"]) - log_n)
+    log_s_min = np.log(p["S_c"]) - (np.log(r) + log_ln) / p["alpha_S"]
+    log_loss = np.log1p(r) + log_ln
+    log_b = np.log(p["B_star"]) - log_loss / p["alpha_B"]
+    e_min = np.exp(log_s_min + log_b)
+    out = xr.Dataset(
+        {
+            "N": np.exp(log_n).assign_attrs(units="parameters"),
+            "S_min": np.exp(log_s_min).assign_attrs(units="optimizer steps"),
+            "S": (2 * np.exp(log_s_min)).assign_attrs(units="optimizer steps"),
+            "B_crit": np.exp(log_b).assign_attrs(units="tokens per step"),
+            "E_min": e_min.assign_attrs(units="tokens"),
+            "D": (2 * e_min).assign_attrs(units="tokens"),
+            "C_total": (2 * c_min * xr.ones_like(e_min)).assign_attrs(units="FLOPs"),
+            "loss": np.exp(log_loss).assign_attrs(units="nats/token"),
+        }
+    ).transpose("chain", "draw", "C")
+    from bayescale.laws.base import _frontier_exponents
+
+    exponents = _frontier_exponents(p, np)
+    out = out.assign(exponents)
+    out["p_convergence_inefficient"] = (
+        exponents["frontier_exponent_D"] < exponents["frontier_exponent_N"]
+    ).mean()
+    out["C"].attrs["units"] = "FLOPs (C_min)"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# JSON-ready summaries (for the command line and reports)
+# --------------------------------------------------------------------------------------------
+def prediction_rows(prediction: Prediction, *, prob: float | None = None) -> list[dict[str, Any]]:
+    """One JSON-ready row per point of a run prediction (:func:`extrapolate`, :func:`predict_runs`).
+
+    Each row has the run id, the inputs, ``steps_beyond`` (decades past the run's last logged
+    step), the median and HDI of the run's curve (``loss_*``) and of its logged loss
+    (``observed_*``), in nats/token.
+    """
+    from bayescale.questions.predict import POINT, QUANTITY
+
+    s = prediction.summary(prob=prob)
+    run_id = next(
+        str(c)
+        for c in prediction.expected.coords
+        if c not in prediction.inputs and prediction.expected[c].dims == (POINT,)
+    )
+    ids = np.asarray(prediction.expected[run_id].values).astype(str)
+    exp, obs = s.sel({QUANTITY: "expected"}), s.sel({QUANTITY: "observed"})
+    rows = []
+    for j in range(prediction.n_points):
+        row: dict[str, Any] = {run_id: ids[j]}
+        row |= {k: float(v[j]) for k, v in prediction.inputs.items()}
+        row |= {
+            "steps_beyond": float(prediction.extrapolation["step"].values[j]),
+            "loss_median": float(exp["median"][j]),
+            "loss_lo": float(exp["hdi"][j, 0]),
+            "loss_hi": float(exp["hdi"][j, 1]),
+            "observed_median": float(obs["median"][j]),
+            "observed_lo": float(obs["hdi"][j, 0]),
+            "observed_hi": float(obs["hdi"][j, 1]),
+        }
+        rows.append(row)
+    return rows
+
+
+def posterior_table(ds: xr.Dataset, *, prob: float = 0.94) -> dict[str, Any]:
+    """Mean, median and HDI of every variable of ``ds`` over ``chain`` and ``draw``, as JSON.
+
+    Variables without sample dims (fixed values) are reported as they are. Each variable
+    gives ``{"units", "values": [{<coords>, "mean", "median", "lo", "hi"}, ...]}``.
+    """
+    import arviz_stats as azs
+
+    from bayescale.questions.predict import SAMPLE_DIMS, _check_prob
+
+    _check_prob(prob)
+    out: dict[str, Any] = {"prob": prob}
+    for name, da in ds.data_vars.items():
+        sampled = all(d in da.dims for d in SAMPLE_DIMS)
+        other = [d for d in da.dims if d not in SAMPLE_DIMS]
+        flat = da.stack(_cell=other) if other else da.expand_dims(_cell=[0])
+        if sampled:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                hdi = azs.hdi(flat, prob=prob, dim=list(SAMPLE_DIMS)).values
+            mean, median = flat.mean(SAMPLE_DIMS).values, flat.median(SAMPLE_DIMS).values
+        else:
+            mean = median = flat.values
+            hdi = np.stack([flat.values, flat.values], axis=-1)
+        values = []
+        for j in range(flat.sizes["_cell"]):
+            cell = {d: _plain(flat[d].values[j]) for d in other}
+            cell |= {
+                "mean": float(mean[j]),
+                "median": float(median[j]),
+                "lo": float(hdi[j, 0]),
+                "hi": float(hdi[j, 1]),
+            }
+            values.append(cell)
+        out[str(name)] = {"units": da.attrs.get("units", ""), "values": values}
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Return a coordinate value as a JSON scalar."""
+    return value.item() if hasattr(value, "item") else value

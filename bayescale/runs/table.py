@@ -1,0 +1,1028 @@
+"""Load and validate a table of training runs.
+
+A runs table has one row per observation (a finished run, or one logged step of a run) and
+canonical columns named :data:`CANONICAL`:
+
+=========  ====================================================
+``N``      model size, non-embedding parameters
+``D``      training data, tokens
+``C``      training compute, FLOPs
+``loss``   evaluation loss, nats/token
+``step``   optimizer step at which ``loss`` was measured
+``batch``  batch size, tokens per optimizer step
+=========  ====================================================
+
+:func:`load_runs` reads a table from a file, a directory of CSV files, a
+:class:`pandas.DataFrame` or the name of a bundled dataset, maps the user's column names onto
+the canonical ones, checks every value, and returns an :class:`xarray.Dataset` with one
+dimension, ``run``. Every problem is a :class:`~bayescale.core.errors.RunsTableError` whose message
+names the column and the (1-based) row so it can be fixed in the file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.resources
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayescale.core.errors import RunsTableError, UnknownNameError, did_you_mean
+
+__all__ = [
+    "CANONICAL",
+    "PF_DAY_FLOPS",
+    "RUN_ID_COLUMNS",
+    "bundled_dir",
+    "check_enough_points",
+    "dataset_info",
+    "find_run_id",
+    "list_datasets",
+    "load_runs",
+    "parse_columns",
+    "replicate_sets",
+    "stored_column",
+]
+
+CANONICAL: tuple[str, ...] = ("N", "D", "C", "loss", "step", "batch")
+"""Canonical column names, in the order they appear in a loaded Dataset."""
+
+PF_DAY_FLOPS = 8.64e19
+"""FLOPs in one petaflop/s-day: 1e15 FLOP/s × 86 400 s."""
+
+RUN_DIM = "run"
+
+#: Column names taken as the run identifier when none is named, in this order of preference
+#: (``source_file`` is what :func:`load_runs` adds for a directory with one CSV per run).
+RUN_ID_COLUMNS: tuple[str, ...] = ("run", "run_id", "run_name", "name", "source_file")
+
+# Dimension names of fits and predictions. A user column of one of these names is stored under
+# another name (see stored_column), so that a column called "run" never becomes the row
+# dimension's coordinate or a group dimension that shadows it.
+_RESERVED = (RUN_DIM, "chain", "draw", "point")
+_RESERVED_SUFFIX = "_label"
+
+#: Largest plausible loss in nats/token: the loss of a uniform guess over a 256k-token
+#: vocabulary is 12.5 nats, so a larger value is a perplexity, a percentage or a sum.
+MAX_LOSS = 20.0
+
+UNITS: dict[str, str] = {
+    "N": "parameters (non-embedding)",
+    "D": "tokens",
+    "C": "FLOPs",
+    "loss": "nats/token",
+    "step": "optimizer steps",
+    "batch": "tokens per step",
+}
+
+# Columns that can tell two runs apart besides the law's inputs and the groups (a batch-size
+# sweep at fixed N and D is several runs, not duplicates).
+_RUN_KEY_EXTRAS = ("step", "batch")
+_DEFAULT_INPUTS = ("N", "D", "C")
+
+_COMPUTE_UNITS = {"flops": 1.0, "pfdays": PF_DAY_FLOPS}
+_COMPUTE_UNIT_SPELLINGS = ("flops", "pf-days", "pfdays", "pf_days")
+
+_DIR_COLUMN = "source_file"
+_MAX_ROWS_LISTED = 5
+_MAX_COLUMNS_LISTED = 30
+_COLUMNS_FORM = (
+    "expected comma-separated CANONICAL=column pairs such as 'N=params,D=tokens', "
+    f"with CANONICAL one of {', '.join(CANONICAL)}"
+)
+
+
+# --------------------------------------------------------------------------------------------
+# bundled datasets
+
+
+def bundled_dir() -> Path:
+    """Return the directory holding the bundled datasets.
+
+    Returns
+    -------
+    pathlib.Path
+        ``bayescale/_bundled`` inside an installed wheel (the build copies the repository's
+        ``data/`` there), else the repository's top-level ``data/`` directory (editable
+        installs and source checkouts).
+    """
+    installed = importlib.resources.files("bayescale") / "_bundled"
+    if installed.is_dir():
+        return Path(str(installed))
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+def list_datasets() -> list[str]:
+    """Return the names of the bundled datasets, sorted.
+
+    A bundled dataset is a ``<name>.csv`` file with a ``<name>.json`` metadata sidecar in
+    :func:`bundled_dir`; a CSV without its sidecar is not listed.
+
+    Returns
+    -------
+    list of str
+        Names usable as ``load_runs(name)`` and ``dataset_info(name)``.
+    """
+    directory = bundled_dir()
+    if not directory.is_dir():
+        return []
+    return sorted(p.stem for p in directory.glob("*.csv") if p.with_suffix(".json").is_file())
+
+
+def _unknown_dataset(name: str, *, as_file: bool) -> UnknownNameError:
+    names = list_datasets()
+    what = "neither an existing file nor a bundled dataset" if as_file else "not a bundled dataset"
+    choices = did_you_mean(name, names) if names else "No bundled datasets are installed."
+    return UnknownNameError(f"{name!r} is {what}. {choices}")
+
+
+def dataset_info(name: str) -> dict[str, Any]:
+    """Return the metadata of a bundled dataset.
+
+    Parameters
+    ----------
+    name : str
+        Dataset name, one of :func:`list_datasets`.
+
+    Returns
+    -------
+    dict
+        The parsed ``<name>.json`` sidecar: description, generating parameters, default law,
+        column descriptions and whatever else its author recorded.
+
+    Raises
+    ------
+    UnknownNameError
+        If ``name`` is not a bundled dataset.
+    RunsTableError
+        If the sidecar is not valid JSON.
+    """
+    if name not in list_datasets():
+        raise _unknown_dataset(name, as_file=False)
+    path = bundled_dir() / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise RunsTableError(f"cannot read metadata of dataset {name!r} ({path}): {err}") from err
+
+
+# --------------------------------------------------------------------------------------------
+# column mapping
+
+
+def parse_columns(spec: str) -> dict[str, str]:
+    """Parse a column mapping written as ``"N=params,D=tokens"``.
+
+    Parameters
+    ----------
+    spec : str
+        Comma-separated ``CANONICAL=column`` pairs; spaces around names are ignored. A source
+        column name may itself contain ``=`` (only the first one splits).
+
+    Returns
+    -------
+    dict of str to str
+        Canonical name to source column name.
+
+    Raises
+    ------
+    RunsTableError
+        If a pair has no ``=``, a side is empty, a canonical name is not in :data:`CANONICAL`
+        or appears twice.
+
+    Examples
+    --------
+    >>> parse_columns("N=params, D=tokens")
+    {'N': 'params', 'D': 'tokens'}
+    """
+    mapping: dict[str, str] = {}
+    for part in spec.split(","):
+        canonical, sep, source = (s.strip() for s in part.partition("="))
+        if not sep or not canonical or not source:
+            raise RunsTableError(f"bad column mapping {spec!r}: part {part!r}; {_COLUMNS_FORM}.")
+        if canonical in mapping:
+            raise RunsTableError(
+                f"bad column mapping {spec!r}: {canonical!r} is mapped twice; {_COLUMNS_FORM}."
+            )
+        mapping[canonical] = source
+    return _check_mapping(mapping, shown=repr(spec))
+
+
+def _check_mapping(mapping: Mapping[str, str], *, shown: str) -> dict[str, str]:
+    for canonical, source in mapping.items():
+        if canonical not in CANONICAL:
+            raise RunsTableError(
+                f"bad column mapping {shown}: {canonical!r} is not a canonical column; "
+                f"{_COLUMNS_FORM}. {did_you_mean(str(canonical), CANONICAL)}"
+            )
+        if not isinstance(source, str) or not source:
+            raise RunsTableError(
+                f"bad column mapping {shown}: {canonical!r} maps to {source!r}, "
+                f"not a column name; {_COLUMNS_FORM}."
+            )
+    targets = list(mapping.values())
+    for source in targets:
+        if targets.count(source) > 1:
+            both = [c for c, s in mapping.items() if s == source]
+            raise RunsTableError(
+                f"bad column mapping {shown}: column {source!r} is mapped to {' and '.join(both)}; "
+                "each source column can feed one canonical column."
+            )
+    return dict(mapping)
+
+
+def _columns_text(columns: Sequence[str]) -> str:
+    shown = ", ".join(repr(c) for c in columns[:_MAX_COLUMNS_LISTED])
+    extra = len(columns) - _MAX_COLUMNS_LISTED
+    return shown + (f" and {extra} more" if extra > 0 else "") if columns else "(none)"
+
+
+def _closest(name: str, columns: Sequence[str]) -> str | None:
+    # Case-insensitive equality first: 'n' for 'N' is the common slip.
+    for column in columns:
+        if column.lower() == name.lower():
+            return column
+    close = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1, cutoff=0.6)
+    if close:
+        return next(c for c in columns if c.lower() == close[0])
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# reading
+
+
+@dataclass
+class _Table:
+    frame: pd.DataFrame
+    description: str
+    # For a directory of files: (file name, 1-based row in that file) of each row, so that
+    # messages point at the file a user has to open.
+    origin: list[tuple[str, int]] | None = None
+
+
+# Text formats get the group columns read as text, so labels such as "01" or "6e18" survive
+# as written instead of being parsed as numbers first.
+_READERS = {
+    ".csv": lambda p, text: pd.read_csv(p, skipinitialspace=True, dtype=dict.fromkeys(text, str)),
+    ".tsv": lambda p, text: pd.read_csv(p, sep="\t", dtype=dict.fromkeys(text, str)),
+    ".parquet": lambda p, text: pd.read_parquet(p),
+    ".pq": lambda p, text: pd.read_parquet(p),
+    ".jsonl": lambda p, text: pd.read_json(p, lines=True, dtype=dict.fromkeys(text, str)),
+    ".ndjson": lambda p, text: pd.read_json(p, lines=True, dtype=dict.fromkeys(text, str)),
+    ".json": lambda p, text: pd.read_json(p, dtype=dict.fromkeys(text, str)),
+}
+
+
+def _read_file(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise RunsTableError(
+            f"cannot read runs file {str(path)!r}: unsupported extension {path.suffix!r}. "
+            f"Supported: {', '.join(_READERS)}, or a directory of .csv files."
+        )
+    try:
+        frame = reader(path, tuple(text))
+    except ImportError as err:
+        raise RunsTableError(
+            f"cannot read runs file {str(path)!r}: {err}. "
+            "Parquet needs pyarrow: pip install 'bayescale[parquet]'."
+        ) from err
+    except (ValueError, OSError, UnicodeDecodeError) as err:
+        # pandas' parser errors and pyarrow's ArrowInvalid are ValueErrors.
+        reason = str(err).strip() or type(err).__name__
+        raise RunsTableError(f"cannot read runs file {str(path)!r}: {reason}") from err
+    if frame.shape[1] == 1 and path.suffix.lower() in (".csv", ".tsv"):
+        header = str(frame.columns[0])
+        other = next((sep for sep in (";", "\t", "|", ",") if sep in header), None)
+        if other is not None:
+            raise RunsTableError(
+                f"cannot read runs file {str(path)!r}: it has one column {header!r}, which looks "
+                f"separated by {other!r}; .csv files must be comma-separated and .tsv files "
+                "tab-separated."
+            )
+    return frame
+
+
+def _read_directory(directory: Path, text: Sequence[str]) -> _Table:
+    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+    if not files:
+        raise RunsTableError(f"directory {str(directory)!r} holds no .csv files to read as runs.")
+    frames: list[pd.DataFrame] = []
+    origin: list[tuple[str, int]] = []
+    for path in files:
+        frame = _read_file(path, text)
+        if _DIR_COLUMN in frame.columns:
+            raise RunsTableError(
+                f"{str(path)!r} has a column {_DIR_COLUMN!r}, which bayescale adds itself when "
+                "reading a directory (it holds each file's stem); rename that column."
+            )
+        frame[_DIR_COLUMN] = path.stem
+        frames.append(frame)
+        origin.extend((path.name, i + 1) for i in range(len(frame)))
+    frames = [f for f in frames if len(f)] or frames[:1]
+    # Files may have different columns (runs logged different metrics): missing cells are NaN.
+    frame = pd.concat(frames, ignore_index=True, sort=False)
+    return _Table(frame, f"directory {str(directory)!r} ({len(files)} .csv files)", origin)
+
+
+def _read_source(source: Any, text: Sequence[str] = ()) -> _Table:
+    if isinstance(source, pd.DataFrame):
+        return _Table(source.reset_index(drop=True), f"DataFrame ({len(source)} rows)")
+    if not isinstance(source, str | os.PathLike):
+        raise TypeError(
+            "source must be a pandas.DataFrame, a path to a runs file or directory, or the name "
+            f"of a bundled dataset; got {type(source).__name__}."
+        )
+    path = Path(source)
+    if path.is_dir():
+        return _read_directory(path, text)
+    if path.is_file():
+        return _Table(_read_file(path, text), f"file {str(path)!r}")
+    text = os.fspath(source)
+    looks_like_name = isinstance(source, str) and "/" not in text and os.sep not in text
+    if looks_like_name and text in list_datasets():
+        csv = bundled_dir() / f"{text}.csv"
+        return _Table(_read_file(csv, text), f"bundled dataset {text!r}")
+    if looks_like_name:
+        raise _unknown_dataset(text, as_file=True)
+    raise RunsTableError(f"runs file {text!r} does not exist.")
+
+
+# --------------------------------------------------------------------------------------------
+# validation helpers
+
+
+def _row(table: _Table, position: int) -> str:
+    if table.origin is None:
+        return str(position + 1)
+    name, row = table.origin[position]
+    return f"{position + 1} ({name} row {row})"
+
+
+def _rows_text(table: _Table, positions: Sequence[int], values: Any = None) -> str:
+    """Format 0-based ``positions`` as "row 3" / "rows 3, 5 and 2 more", with values if given."""
+    positions = list(positions)
+    shown = []
+    for k, position in enumerate(positions[:_MAX_ROWS_LISTED]):
+        label = _row(table, position)
+        if values is not None:
+            label += f" (value {values[k]!r})"
+        shown.append(label)
+    extra = len(positions) - _MAX_ROWS_LISTED
+    more = f" and {extra} more" if extra > 0 else ""
+    return ("row " if len(positions) == 1 else "rows ") + ", ".join(shown) + more
+
+
+def _as_float(table: _Table, column: str) -> np.ndarray:
+    original = table.frame[column]
+    numeric = pd.to_numeric(original, errors="coerce")
+    bad = np.flatnonzero(numeric.isna().to_numpy() & original.notna().to_numpy())
+    if bad.size:
+        raw = original.to_numpy()
+        with_unit = [i for i in bad if _UNIT_SUFFIX.match(str(raw[i]))]
+        if with_unit:
+            first = with_unit[0]
+            raise RunsTableError(
+                f"column {column!r} mixes numbers with units: value {raw[first]!r} in row "
+                f"{_row(table, int(first))} has a unit written with it"
+                + (f" (and {len(with_unit) - 1} more rows)" if len(with_unit) > 1 else "")
+                + f"; write plain numbers in {UNITS.get(column, 'one unit')} (e.g. 1.3e9, not "
+                "1.3B)."
+            )
+        raise RunsTableError(
+            f"column {column!r} must be numeric but has a non-numeric value "
+            f"{raw[bad[0]]!r} in row {_row(table, int(bad[0]))}"
+            + (f" (and {bad.size - 1} more rows)" if bad.size > 1 else "")
+            + "."
+        )
+    return numeric.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+# A number followed by letters: "1.3B", "190M", "2e9 tokens", "3.1 nats".
+_UNIT_SUFFIX = re.compile(r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*[A-Za-z%][\w /%-]*$")
+
+
+def _plain_values(values: np.ndarray) -> list[float]:
+    # Plain Python floats so messages read "-1.0", not "np.float64(-1.0)".
+    return [float(v) for v in values]
+
+
+def _check_values(
+    table: _Table, column: str, values: np.ndarray, max_loss: float = MAX_LOSS
+) -> None:
+    # Every canonical column is a size, a count or a loss: zero or negative is a data error, and
+    # the laws take logarithms of them.
+    not_finite = np.flatnonzero(~np.isfinite(values))
+    if not_finite.size:
+        raise RunsTableError(
+            f"column {column!r} has values that are not finite (missing, NaN or infinite) in "
+            f"{_rows_text(table, not_finite, _plain_values(values[not_finite]))}."
+        )
+    bad = np.flatnonzero(values <= 0)
+    if bad.size:
+        raise RunsTableError(
+            f"column {column!r} ({UNITS[column]}) has non-positive values in "
+            f"{_rows_text(table, bad, _plain_values(values[bad]))}; it must be > 0."
+        )
+    if column == "loss":
+        high = np.flatnonzero(values > max_loss)
+        if high.size:
+            raise RunsTableError(
+                f"column 'loss' has values above {max_loss:g} nats/token in "
+                f"{_rows_text(table, high, _plain_values(values[high]))}: is it a perplexity, "
+                "a percentage or a summed loss? bayescale needs the mean loss in nats per token "
+                "(if such losses are real, raise max_loss; CLI: --max-loss)."
+            )
+
+
+def _missing_column_error(
+    column: str, available: Sequence[str], *, needed_by: str | None, mapped: bool = False
+) -> RunsTableError:
+    if mapped:
+        close = _closest(column, available)
+        hint = f" Did you mean {close!r}?" if close else ""
+        return RunsTableError(
+            f"the column mapping names column {column!r}, which the runs table does not have."
+            f"{hint} Available columns: {_columns_text(available)}."
+        )
+    needed = f"needed by {needed_by}" if needed_by else "required"
+    close = _closest(column, available)
+    example = close or "<name>"
+    hint = f" Did you mean {close!r}?" if close else ""
+    return RunsTableError(
+        f"runs table has no column {column!r} ({needed}).{hint} Available columns: "
+        f"{_columns_text(available)}. Map a column onto it with "
+        f"columns={{{column!r}: {example!r}}} (CLI: --columns {column}={example})."
+    )
+
+
+def _as_names(names: Sequence[str] | str) -> tuple[str, ...]:
+    # A bare string would otherwise be iterated character by character.
+    return (names,) if isinstance(names, str) else tuple(names)
+
+
+def stored_column(name: str) -> str:
+    """Return the name under which a loaded table stores the user's column ``name``.
+
+    Columns named like a dimension of a fit (``run``, ``chain``, ``draw``, ``point``) get the
+    suffix ``_label`` (``run`` becomes ``run_label``); every other name is kept. Options that
+    name columns (groups, run ids, offsets) are translated with this function, so users always
+    write their own column names.
+
+    Parameters
+    ----------
+    name : str
+        A column name as written in the user's table.
+
+    Returns
+    -------
+    str
+        The variable name in the :class:`xarray.Dataset` returned by :func:`load_runs`.
+    """
+    return f"{name}{_RESERVED_SUFFIX}" if name in _RESERVED else name
+
+
+def find_run_id(columns: Sequence[str]) -> str | None:
+    """Return the column of ``columns`` that identifies runs, by name, or None.
+
+    The first of :data:`RUN_ID_COLUMNS` present is taken, compared either as written in the
+    user's table or as stored by :func:`load_runs` (``run`` is stored as ``run_label``).
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names of a table.
+
+    Returns
+    -------
+    str or None
+        The matching name as it appears in ``columns``.
+    """
+    present = set(columns)
+    for name in RUN_ID_COLUMNS:
+        for candidate in (name, stored_column(name)):
+            if candidate in present:
+                return candidate
+    return None
+
+
+def _compute_factor(compute_unit: str) -> float:
+    key = str(compute_unit).strip().lower().replace("-", "").replace("_", "")
+    if key not in _COMPUTE_UNITS:
+        raise RunsTableError(
+            f"unknown compute_unit {compute_unit!r}. Valid choices: "
+            f"{', '.join(_COMPUTE_UNIT_SPELLINGS)}."
+        )
+    return _COMPUTE_UNITS[key]
+
+
+def _extra_values(series: pd.Series) -> np.ndarray:
+    """Convert a non-canonical column to a numpy array netCDF can store."""
+    if pd.api.types.is_bool_dtype(series) and not series.isna().any():
+        return series.to_numpy(dtype=bool)
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        if series.isna().any() or not pd.api.types.is_integer_dtype(series):
+            return series.to_numpy(dtype=np.float64, na_value=np.nan)
+        return series.to_numpy(dtype=np.int64)
+    # Text (and anything else): Python strings, missing as "" because netCDF strings have no
+    # missing value.
+    return np.array(["" if pd.isna(v) else str(v) for v in series], dtype=object)
+
+
+# --------------------------------------------------------------------------------------------
+# readers for tables whose facts live in file names, labels and logged checkpoints
+
+
+def _file_fields(table: _Table, source: Any, pattern: str) -> pd.DataFrame:
+    """Add a text column per named group of ``pattern``, searched in each row's file stem."""
+    try:
+        regex = re.compile(pattern)
+    except re.error as err:
+        raise RunsTableError(f"bad file_pattern {pattern!r}: {err}") from None
+    if not regex.groupindex:
+        raise RunsTableError(
+            f"file_pattern {pattern!r} has no named groups; write e.g. "
+            "'(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC' so each group becomes a column"
+        )
+    frame = table.frame.copy()
+    if table.origin is not None:
+        stems = frame[_DIR_COLUMN].astype(str).to_numpy()
+    elif isinstance(source, str | os.PathLike) and Path(source).is_file():
+        stems = np.full(len(frame), Path(source).stem, dtype=object)
+    else:
+        raise RunsTableError(
+            "file_pattern reads columns from file names, so the runs must come from a file or "
+            "a directory of .csv files, not a DataFrame or bundled dataset"
+        )
+    clash = [g for g in regex.groupindex if g in frame.columns]
+    if clash:
+        raise RunsTableError(
+            f"file_pattern group {clash[0]!r} is already a column of the runs table; "
+            "rename the group"
+        )
+    fields: dict[str, list[Any]] = {g: [] for g in regex.groupindex}
+    parsed: dict[str, dict[str, Any]] = {}
+    for stem in stems:
+        if stem not in parsed:
+            match = regex.search(stem)
+            if match is None:
+                raise RunsTableError(
+                    f"file name {stem!r} does not match file_pattern {pattern!r}; every file "
+                    "must match (or move the others out of the directory)"
+                )
+            parsed[stem] = match.groupdict()
+        for g in fields:
+            fields[g].append(parsed[stem][g])
+    for g, values in fields.items():
+        frame[g] = pd.Series(values, index=frame.index, dtype=object)
+    return frame
+
+
+def _map_values(table: _Table, value_map: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+    """Replace the text labels of columns by numbers (e.g. a size label by a parameter count)."""
+    frame = table.frame.copy()
+    for column, mapping in value_map.items():
+        if column not in frame.columns:
+            raise _option_column_error("value_map", column, list(frame.columns))
+        lookup = {str(k): float(v) for k, v in mapping.items()}
+        labels = np.array(["" if pd.isna(v) else str(v) for v in frame[column]], dtype=object)
+        unknown = np.flatnonzero([label not in lookup for label in labels])
+        if unknown.size:
+            raise RunsTableError(
+                f"value_map for column {column!r} has no number for {labels[unknown[0]]!r} "
+                f"({_rows_text(table, unknown)}); labels mapped: {_columns_text(list(lookup))}"
+            )
+        frame[column] = np.array([lookup[label] for label in labels], dtype=np.float64)
+    return frame
+
+
+def _storable_name(column: str, taken: set[str]) -> str:
+    """Name of an extra column in the Dataset: ``/`` becomes ``.``.
+
+    W&B exports name metrics like ``eval/c4_en/loss``; netCDF and xarray's DataTree use ``/``
+    to separate groups, so such names cannot be stored in a fit file as they are.
+    """
+    name = column.replace("/", ".")
+    if name != column and name in taken:
+        raise RunsTableError(
+            f"column {column!r} would be stored as {name!r} ('/' cannot be stored), but that "
+            "name is taken; rename one of them"
+        )
+    return name
+
+
+def _option_column_error(option: str, column: str, available: Sequence[str]) -> RunsTableError:
+    close = _closest(column, available)
+    return RunsTableError(
+        f"{option} names column {column!r}, which the runs table does not have."
+        + (f" Did you mean {close!r}?" if close else "")
+        + f" Available columns: {_columns_text(available)}."
+    )
+
+
+def _keep_last_rows(table: _Table, by: Sequence[str]) -> pd.DataFrame:
+    """Keep each run's final checkpoint: the row with the largest step among rows with a loss.
+
+    Rows without a loss (evaluations logged at other steps) are skipped, unless a run has no
+    loss at all; its last row is then kept so validation names it.
+    """
+    frame = table.frame
+    for column in by:
+        if column not in frame.columns:
+            raise _option_column_error("last_per_run", column, list(frame.columns))
+    order = _as_float(table, "step") if "step" in frame.columns else np.arange(len(frame))
+    has_loss = (
+        pd.to_numeric(frame["loss"], errors="coerce").notna().to_numpy()
+        if "loss" in frame.columns
+        else np.ones(len(frame), dtype=bool)
+    )
+    runs = frame[list(by)].astype(str).agg("\x1f".join, axis=1).to_numpy()
+    # Sort so the wanted row comes last within each run: loss present, then step, then position.
+    position = np.arange(len(frame))
+    sorted_rows = np.lexsort((position, np.nan_to_num(order, nan=-np.inf), has_loss, runs))
+    last = np.r_[runs[sorted_rows][1:] != runs[sorted_rows][:-1], True]
+    return _keep_rows(table, np.sort(sorted_rows[last]))
+
+
+def _keep_rows(table: _Table, keep: np.ndarray) -> pd.DataFrame:
+    """Reduce ``table`` to the rows ``keep`` (0-based positions, in order)."""
+    # Keep pointing messages at rows of the file a user has to open, not of the reduced table.
+    origin = table.origin or [("input", i + 1) for i in range(len(table.frame))]
+    table.origin = [origin[i] for i in keep]
+    table.frame = table.frame.iloc[keep].reset_index(drop=True)
+    return table.frame
+
+
+def _check_copies(table: _Table, drop: bool) -> int:
+    """Refuse (or with ``drop``, remove) rows identical in every column; return how many went.
+
+    A row that repeats another in every column is an accidental second export, not a second
+    measurement: a rerun differs at least in its loss.
+    """
+    copies = table.frame.duplicated(keep="first").to_numpy()
+    if not copies.any():
+        return 0
+    if drop:
+        _keep_rows(table, np.flatnonzero(~copies))
+        return int(copies.sum())
+    first = int(np.flatnonzero(copies)[0])
+    same = table.frame.eq(table.frame.iloc[first]) | (
+        table.frame.isna() & table.frame.iloc[first].isna()
+    )
+    rows = np.flatnonzero(same.all(axis=1).to_numpy())
+    raise RunsTableError(
+        f"copied rows: {_rows_text(table, rows)} are identical in every column "
+        f"({int(copies.sum())} copied rows in all). Remove the copies, or pass "
+        "drop_copies=True (CLI: --drop-copies) to keep the first of each."
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# public entry points
+
+
+def load_runs(
+    source: pd.DataFrame | str | os.PathLike[str],
+    *,
+    columns: Mapping[str, str] | str | None = None,
+    compute_unit: str = "flops",
+    derive_compute: bool = False,
+    required: Sequence[str] = (),
+    groups: Sequence[str] = (),
+    allow_replicates: bool = True,
+    drop_copies: bool = False,
+    max_loss: float = MAX_LOSS,
+    law_name: str | None = None,
+    file_pattern: str | None = None,
+    value_map: Mapping[str, Mapping[str, float]] | None = None,
+    last_per_run: Sequence[str] | str | bool | None = None,
+) -> xr.Dataset:
+    """Load a runs table and check it.
+
+    Parameters
+    ----------
+    source : pandas.DataFrame, str or path-like
+        The runs: a DataFrame; a ``.csv``, ``.tsv``, ``.parquet``/``.pq``, ``.jsonl``/``.ndjson``
+        (JSON Lines) or ``.json`` file; a directory of ``.csv`` files (one per run, as W&B
+        exports them), concatenated with a ``source_file`` column holding each file's stem; or
+        the name of a bundled dataset (see :func:`list_datasets`). An existing file wins over a
+        bundled dataset of the same name.
+    columns : mapping or str, optional
+        Canonical name to source column name, e.g. ``{"N": "params", "D": "tokens"}`` or the
+        string ``"N=params,D=tokens"``. Columns already named canonically need no entry.
+    compute_unit : {"flops", "pf-days"}, default "flops"
+        Unit of the ``C`` column in the source (``"pfdays"`` and ``"pf_days"`` also accepted).
+        PF-days are converted to FLOPs (× :data:`PF_DAY_FLOPS`), so ``C`` is always FLOPs.
+    derive_compute : bool, default False
+        Set ``C = 6 N D`` (FLOPs of a dense transformer: 2 forward + 4 backward FLOPs per
+        parameter per token). Needs ``N`` and ``D``; an error if the table already has ``C``.
+    required : sequence of str, default ()
+        Canonical columns that must be present, typically the law's inputs. ``loss`` is always
+        required.
+    groups : sequence of str, default ()
+        Columns naming groups of runs (e.g. model family); their values become strings.
+    allow_replicates : bool, default True
+        Accept replicates: rows that share the law's inputs, group labels, ``step`` and
+        ``batch`` but differ elsewhere (reruns with another seed, typically in the loss). They
+        are the direct evidence of seed-to-seed noise and feed the noise model and the
+        lack-of-fit check (:func:`bayescale.questions.backtest.lack_of_fit`). False makes them an error.
+    drop_copies : bool, default False
+        Rows identical in every column are copies (an accidental double export), an error by
+        default; True keeps the first of each and records how many went in the attribute
+        ``copies_dropped``.
+    max_loss : float, default 20
+        Largest accepted loss, nats/token: larger values are almost surely another metric
+        (perplexity, percent, summed loss), see :data:`MAX_LOSS`.
+    law_name : str, optional
+        Name of the law the table is loaded for; only used to say why a column is needed.
+    file_pattern : str, optional
+        Regular expression with named groups, searched in each file's name without its
+        extension (use ``^``/``$`` to anchor); every named group becomes a text column, so
+        facts written only in file names (model size, token multiplier, "rerun") can be mapped
+        and grouped like any column. Needs a file or directory source. Applied first.
+    value_map : mapping, optional
+        ``{column: {label: number}}``: replace a column's text labels by numbers, e.g. the
+        model-size label of a file name by its parameter count, ``{"size": {"190M":
+        190354176}}``. Applied to the source columns, before ``columns``; a label without a
+        number is an error.
+    last_per_run : str, sequence of str or True, optional
+        Column(s) identifying a run (e.g. ``"source_file"`` for a directory with one file per
+        run): keep one row per run, its final checkpoint, i.e. the row with the largest
+        ``step`` (the last row when there is no step column) among the rows with a loss.
+        Applied after ``columns``, so canonical or source names may be used. True takes the
+        first column named as in :data:`RUN_ID_COLUMNS` (``run``, ``run_id``, ...).
+
+    Returns
+    -------
+    xarray.Dataset
+        One dimension, ``run`` (coordinate ``0 .. n-1``). A float64 variable per canonical
+        column present (with a ``units`` attribute), and one per other column: group columns
+        as strings, other numeric columns as numbers, other text as strings (missing as "").
+        A column named like a dimension (``run``, ``chain``, ``draw``, ``point``) is stored
+        as :func:`stored_column` says (``run`` as ``run_label``).
+        Attributes: ``source`` (description), ``columns`` (JSON of the canonical → source
+        mapping used), ``compute_unit_in``, ``groups`` (JSON list of stored names) and
+        ``copies_dropped``.
+
+    Raises
+    ------
+    RunsTableError
+        If the table cannot be read, or a column is missing, not numeric, not finite, not
+        positive, a loss is above ``max_loss``, or rows are copies (or, with
+        ``allow_replicates=False``, replicates). The message names the column and the 1-based
+        data row(s).
+    UnknownNameError
+        If ``source`` is neither an existing file nor a bundled dataset.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"params": [1e8, 4e8], "tokens": [2e9, 8e9], "loss": [3.1, 2.8]})
+    >>> runs = load_runs(frame, columns="N=params,D=tokens", derive_compute=True)
+    >>> runs["C"].values.tolist()
+    [1.2e+18, 1.92e+19]
+    >>> runs["N"].attrs["units"]
+    'parameters (non-embedding)'
+
+    A directory of W&B exports, one file per run named like ``190M-2xC.csv``, with the model
+    size only in the file name and one row per checkpoint:
+
+    >>> runs = load_runs(
+    ...     "ladder-runs/",
+    ...     file_pattern=r"^(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC",
+    ...     value_map={"size": {"190M": 190354176, "370M": 371262464}},
+    ...     columns={"N": "size", "D": "tokens", "loss": "eval/c4_en", "step": "_step"},
+    ...     last_per_run="source_file",
+    ... )  # doctest: +SKIP
+    """
+    factor = _compute_factor(compute_unit)
+    mapping = (
+        parse_columns(columns)
+        if isinstance(columns, str)
+        else _check_mapping(columns or {}, shown=repr(dict(columns or {})))
+    )
+    required = tuple(dict.fromkeys([*_as_names(required), "loss"]))
+    groups = tuple(dict.fromkeys(_as_names(groups)))
+
+    needed_by = f"law {law_name!r}" if law_name else None
+
+    table = _read_source(source, groups)
+    frame = table.frame.copy()
+    frame.columns = [str(c) for c in frame.columns]
+    table.frame = frame
+    if file_pattern is not None:
+        frame = table.frame = _file_fields(table, source, file_pattern)
+    if value_map:
+        frame = table.frame = _map_values(table, value_map)
+    if len(frame) == 0:
+        raise RunsTableError(f"runs table from {table.description} has no rows.")
+    if len(set(frame.columns)) != len(frame.columns):
+        dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
+        raise RunsTableError(f"runs table has duplicate column names: {_columns_text(dupes)}.")
+    copies_dropped = _check_copies(table, drop_copies)
+    frame = table.frame
+    for name in frame.columns:
+        if stored_column(name) != name and stored_column(name) in frame.columns:
+            raise RunsTableError(
+                f"runs table has columns {name!r} and {stored_column(name)!r}; {name!r} is "
+                f"stored as {stored_column(name)!r} (it is the name of a dimension), so rename "
+                "one of them."
+            )
+
+    # Map source names onto canonical ones.
+    available = list(frame.columns)
+    renamed_away = set(mapping.values())
+    for canonical, name in mapping.items():
+        if name not in frame.columns:
+            raise _missing_column_error(name, available, needed_by=None, mapped=True)
+        if canonical != name and canonical in frame.columns and canonical not in renamed_away:
+            raise RunsTableError(
+                f"cannot map {canonical}={name}: the runs table already has a column "
+                f"{canonical!r}. Rename one of them, or drop the mapping to use {canonical!r}."
+            )
+    frame = frame.rename(columns={s: c for c, s in mapping.items()})
+    table.frame = frame
+    used = {c: mapping.get(c, c) for c in CANONICAL if c in frame.columns}
+
+    for group in groups:
+        if "/" in group:
+            raise RunsTableError(
+                f"group column {group!r} has a '/' in its name, which fit files cannot store "
+                "(it separates groups in netCDF); copy the column to a name without '/'"
+            )
+        if group in CANONICAL:
+            raise RunsTableError(
+                f"group column {group!r} is a canonical numeric column; copy it to another "
+                "column to group runs by it."
+            )
+        if group not in frame.columns:
+            raise UnknownNameError(
+                f"group column {group!r} is not in the runs table. Available columns: "
+                f"{_columns_text(list(frame.columns))}."
+                + (f" Did you mean {c!r}?" if (c := _closest(group, list(frame.columns))) else "")
+            )
+
+    if last_per_run is True:
+        last_per_run = find_run_id(list(frame.columns))
+        if last_per_run is None:
+            raise RunsTableError(
+                "last_per_run needs a column identifying each run, and none is named "
+                f"{' or '.join(repr(c) for c in RUN_ID_COLUMNS)}; name it (CLI: --last-per-run "
+                f"COL). Available columns: {_columns_text(list(frame.columns))}."
+            )
+    if last_per_run is not None and last_per_run is not False:
+        canonical = {source: c for c, source in mapping.items()}
+        run_columns = [canonical.get(c, c) for c in _as_names(last_per_run)]
+        frame = _keep_last_rows(table, run_columns)
+    numeric = {c: _as_float(table, c) for c in CANONICAL if c in frame.columns}
+    if "C" in numeric:
+        numeric["C"] = numeric["C"] * factor
+    if derive_compute:
+        if "C" in numeric:
+            raise RunsTableError(
+                f"derive_compute=True but the runs table already has compute column 'C' "
+                f"(from {used['C']!r}); drop derive_compute to use it, or remove the column."
+            )
+        for needed in ("N", "D"):
+            if needed not in numeric:
+                raise _missing_column_error(
+                    needed, list(frame.columns), needed_by="derive_compute (C = 6*N*D)"
+                )
+        numeric["C"] = 6.0 * numeric["N"] * numeric["D"]
+        used["C"] = "6*N*D"
+
+    for column in required:
+        if column not in numeric and column not in frame.columns:
+            raise _missing_column_error(column, list(frame.columns), needed_by=needed_by)
+
+    for column in CANONICAL:  # fixed order: the first problem reported is predictable
+        if column in numeric:
+            _check_values(table, column, numeric[column], max_loss)
+
+    group_values: dict[str, np.ndarray] = {}
+    for group in groups:
+        series = frame[group]
+        missing = np.flatnonzero(series.isna().to_numpy())
+        if missing.size:
+            raise RunsTableError(
+                f"group column {group!r} has missing values in {_rows_text(table, missing)}; "
+                "every run needs a group label."
+            )
+        group_values[group] = np.array([str(v) for v in series], dtype=object)
+
+    if not allow_replicates:
+        inputs = [c for c in required if c != "loss"] or [
+            c for c in _DEFAULT_INPUTS if c in numeric
+        ]
+        key = [*inputs, *(c for c in _RUN_KEY_EXTRAS if c in numeric and c not in inputs)]
+        key_frame = pd.DataFrame(
+            {c: numeric[c] if c in numeric else frame[c].to_numpy() for c in key}
+            | {g: group_values[g] for g in groups}
+        )
+        if key_frame.shape[1]:
+            dup = key_frame.duplicated(keep=False).to_numpy()
+            if dup.any():
+                ids = key_frame.groupby(list(key_frame.columns), dropna=False, sort=False).ngroup()
+                ids = ids.to_numpy()
+                same = np.flatnonzero(ids == ids[np.flatnonzero(dup)[0]])
+                raise RunsTableError(
+                    f"duplicate runs: {_rows_text(table, same)} have the same "
+                    f"{', '.join(key_frame.columns)} ({int(dup.sum())} duplicated rows in all). "
+                    "Replicates were refused (allow_replicates=False); allow them, or if "
+                    "they differ in another column (e.g. learning rate) name it in groups."
+                )
+
+    n = len(frame)
+    data_vars: dict[str, xr.Variable] = {}
+    for column in CANONICAL:
+        if column in numeric:
+            data_vars[column] = xr.Variable(RUN_DIM, numeric[column], {"units": UNITS[column]})
+    if derive_compute:
+        data_vars["C"].attrs["derived"] = "6*N*D"
+    for group in groups:
+        data_vars[stored_column(group)] = xr.Variable(RUN_DIM, group_values[group])
+    for column in frame.columns:
+        if column not in groups and column not in data_vars:
+            name = _storable_name(stored_column(column), {*data_vars, *frame.columns})
+            data_vars[name] = xr.Variable(RUN_DIM, _extra_values(frame[column]))
+
+    return xr.Dataset(
+        data_vars,
+        coords={RUN_DIM: np.arange(n)},
+        attrs={
+            "source": table.description,
+            "columns": json.dumps(used),
+            "compute_unit_in": str(compute_unit),
+            "groups": json.dumps([stored_column(g) for g in groups]),
+            "copies_dropped": copies_dropped,
+        },
+    )
+
+
+def replicate_sets(runs: xr.Dataset, inputs: Sequence[str], labels: Sequence[str] = ()) -> Any:
+    """Give each set of replicate runs a number: rows with equal inputs and labels share one.
+
+    Parameters
+    ----------
+    runs : xarray.Dataset
+        Runs as returned by :func:`load_runs`.
+    inputs : sequence of str
+        The law's input columns, e.g. ``("N", "D")``.
+    labels : sequence of str, default ()
+        Group and offset columns (stored names): runs with different labels are not replicates.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        One set number per run, ``0 .. m-1`` in order of first appearance; ``m`` is the
+        number of distinct input points, and a number shared by several runs marks replicates.
+    """
+    key = pd.DataFrame({k: np.asarray(runs[k].values) for k in inputs})
+    for column in labels:
+        key[column] = np.asarray(runs[column].values, dtype=str)
+    return key.groupby(list(key.columns), sort=False).ngroup().to_numpy()
+
+
+def check_enough_points(
+    runs: xr.Dataset, inputs: Sequence[str], n_params: int, law_name: str
+) -> None:
+    """Check that a law is identifiable from the runs: more distinct input points than parameters.
+
+    Parameters
+    ----------
+    runs : xarray.Dataset
+        Runs as returned by :func:`load_runs`.
+    inputs : sequence of str
+        The law's input columns, e.g. ``("N", "D")``.
+    n_params : int
+        Number of free parameters of the law (noise scale included if it is fitted).
+    law_name : str
+        Name of the law, for the message.
+
+    Raises
+    ------
+    RunsTableError
+        If an input column is missing, or there are fewer than ``n_params + 1`` distinct input
+        tuples (repeated measurements at one point do not pin down extra parameters).
+    """
+    inputs = _as_names(inputs)
+    for column in inputs:
+        if column not in runs.data_vars:
+            raise _missing_column_error(column, list(runs.data_vars), needed_by=f"law {law_name!r}")
+    points = pd.DataFrame({c: runs[c].to_numpy() for c in inputs}).drop_duplicates()
+    needed = n_params + 1
+    if len(points) < needed:
+        what = f"({', '.join(inputs)})" if len(inputs) > 1 else inputs[0]
+        raise RunsTableError(
+            f"law {law_name!r} has {n_params} parameters and needs at least {needed} distinct "
+            f"{what} points; the runs table has {len(points)}."
+        )
