@@ -4,15 +4,14 @@ Fit power laws (Kaplan 2020, Chinchilla 2022) to ladders of training runs and ge
 predictive bands for extrapolation, and diagnostics, instead of single least-squares curves.
 
 Heavy dependencies (PyMC, ArviZ) are imported lazily so that ``import bayescale`` is fast.
-Functions named like their module (``predict``, ``overfit``, ``optimal``, ``compare``,
-``design``, ``backtest``) are imported from it, e.g. ``from bayescale.questions.optimal import optimal``:
-importing a submodule binds its name on the package, so a same-named export would be shadowed.
+The package's folders follow the data flow: ``runs`` → ``laws`` → ``model`` → ``fitting`` →
+``questions`` → ``plots`` / ``report`` / ``cli``, with ``core`` below them all (see the
+architecture page of the documentation).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from bayescale.core.lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -30,6 +29,16 @@ _EXPORTS = {
     "load_runs": "bayescale.runs.table",
     "list_datasets": "bayescale.runs.table",
     "lack_of_fit": "bayescale.questions.backtest",
+    "predict": "bayescale.questions.predict",
+    "Prediction": "bayescale.questions.predict",
+    "overfit": "bayescale.questions.overfit",
+    "optimal": "bayescale.questions.optimal",
+    "compare": "bayescale.questions.compare",
+    "design": "bayescale.questions.design",
+    "backtest": "bayescale.questions.backtest",
+    "extrapolate": "bayescale.questions.curves",
+    "load_curves": "bayescale.questions.curves",
+    "sbc": "bayescale.calibration.sbc",
     "compute_frontier": "bayescale.questions.optimal",
     "runs_needed": "bayescale.questions.design",
     "plan": "bayescale.questions.design",
@@ -49,14 +58,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'bayescale' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -214,7 +214,12 @@ def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
 
     from bayescale.fitting import nutpie as _nutpie
     from bayescale.fitting.cache import compiled_model
-    from bayescale.model.start import check_mode, initial_point_fn, pymc_initial_point_fn, start_point
+    from bayescale.model.start import (
+        check_mode,
+        initial_point_fn,
+        pymc_initial_point_fn,
+        start_point,
+    )
 
     law, data = req.law, req.data
     values = data_values(law, data, req.priors)

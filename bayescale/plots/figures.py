@@ -884,7 +884,9 @@ def curve_bands(
     probs = _check_probs(probs)
     spec = fit.meta.get("run_effect")
     if not spec:
-        raise ConfigError("learning-curve plots need a curve fit with run_id= (bayescale.questions.curves)")
+        raise ConfigError(
+            "learning-curve plots need a curve fit with run_id= (bayescale.questions.curves)"
+        )
     run_id = spec["dim"]
     labels = list(runs) if runs is not None else [str(r) for r in spec["labels"]]
     s = _runs_column(fit, "step")

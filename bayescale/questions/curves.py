@@ -159,7 +159,13 @@ def load_curves(
     """
     import xarray as xr
 
-    from bayescale.runs.table import CANONICAL, RUN_ID_COLUMNS, find_run_id, load_runs, stored_column
+    from bayescale.runs.table import (
+        CANONICAL,
+        RUN_ID_COLUMNS,
+        find_run_id,
+        load_runs,
+        stored_column,
+    )
 
     if run_id in CANONICAL:
         raise RunsTableError(
@@ -477,7 +483,13 @@ def _prediction(
     """Wrap per-draw log losses of runs (offsets included) as a Prediction."""
     import xarray as xr
 
-    from bayescale.questions.predict import POINT, SAMPLE_DIMS, Prediction, _check_prob, extrapolation
+    from bayescale.questions.predict import (
+        POINT,
+        SAMPLE_DIMS,
+        Prediction,
+        _check_prob,
+        extrapolation,
+    )
 
     _check_prob(prob)
     coords = {k: (POINT, v) for k, v in inputs.items()} | {run_id: (POINT, which.astype(str))}

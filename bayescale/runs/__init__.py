@@ -1,1 +1,20 @@
 """Runs tables: reading, checking and canonical units (the first stage of the flow)."""
+
+from bayescale.core.lazy import lazy_exports
+
+_EXPORTS = {
+    "CANONICAL": "bayescale.runs.table",
+    "PF_DAY_FLOPS": "bayescale.runs.table",
+    "RUN_ID_COLUMNS": "bayescale.runs.table",
+    "bundled_dir": "bayescale.runs.table",
+    "check_enough_points": "bayescale.runs.table",
+    "dataset_info": "bayescale.runs.table",
+    "find_run_id": "bayescale.runs.table",
+    "list_datasets": "bayescale.runs.table",
+    "load_runs": "bayescale.runs.table",
+    "parse_columns": "bayescale.runs.table",
+    "replicate_sets": "bayescale.runs.table",
+    "stored_column": "bayescale.runs.table",
+}
+__all__ = list(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
