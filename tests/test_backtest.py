@@ -16,9 +16,9 @@ from conftest import simulate
 from test_readers import OLMO, OLMO_DIR
 
 import bayescale as bs
-from bayescale.questions.backtest import backtest, interval_score, lack_of_fit
 from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, RunsTableError
+from bayescale.questions.backtest import backtest, interval_score, lack_of_fit
 from bayescale.runs.table import load_runs
 
 KAPLAN_N = {"alpha_N": 0.076, "N_c": 8.8e13}

@@ -18,9 +18,9 @@ from conftest import simulate_law
 from distributed import Client, LocalCluster
 
 import bayescale as bs
-from bayescale.fitting.batch import SERIAL, fit_many, run_batch
-from bayescale.core.errors import ConfigError
 from bayescale.calibration.sbc import sbc
+from bayescale.core.errors import ConfigError
+from bayescale.fitting.batch import SERIAL, fit_many, run_batch
 
 LAW = "power_n"
 N_GOOD = 21

@@ -20,10 +20,10 @@ import pytest
 from conftest import simulate_law
 
 import bayescale as bs
+from bayescale.core.priors import Prior
 from bayescale.fitting import cache
 from bayescale.laws.base import get_law
 from bayescale.model.build import ModelData, data_values, default_priors
-from bayescale.core.priors import Prior
 from bayescale.model.start import initial_point_fn, start_point
 
 LAW = "chinchilla"

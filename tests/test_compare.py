@@ -18,10 +18,10 @@ import pytest
 
 import bayescale as bs
 from bayescale.cli.main import main
-from bayescale.questions.compare import compare, first_crossing
 from bayescale.core.errors import ConfigError, SamplingWarning, UnknownNameError
-from bayescale.laws.base import evaluate
 from bayescale.core.priors import Prior
+from bayescale.laws.base import evaluate
+from bayescale.questions.compare import compare, first_crossing
 
 UNPOOLED = {"log_L0": "none", "alpha_N": "none"}
 N_PER_ARM = 8

@@ -19,11 +19,11 @@ from conftest import simulate, simulate_law, true_params
 from scipy import stats
 
 import bayescale as bs
-from bayescale.fitting.exact import exact_posterior
 from bayescale.core.errors import ConfigError
+from bayescale.core.priors import Prior
+from bayescale.fitting.exact import exact_posterior
 from bayescale.laws.base import get_law
 from bayescale.model.build import ModelData, default_priors
-from bayescale.core.priors import Prior
 
 LOG_LINEAR = ["power_n", "power_d", "power_c"]
 #: Same ladder size as test_recovery, so the compiled nutpie models are reused.

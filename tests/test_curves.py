@@ -19,8 +19,10 @@ from conftest import true_params
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
-import bayescale.laws.base as laws
 from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
+from bayescale.laws.base import DataSummary, evaluate, get_law
+from bayescale.laws.learning import frontier_exponents
 from bayescale.questions.curves import (
     KAPLAN_BCRIT,
     compute_efficient,
@@ -31,8 +33,6 @@ from bayescale.questions.curves import (
     prediction_rows,
     thin_curves,
 )
-from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
-from bayescale.laws.base import DataSummary, evaluate, get_law
 
 RUN = "run_name"
 N_RUNS = 22
@@ -464,7 +464,7 @@ def test_compute_efficient_point_is_the_optimum(recovered):
 def test_frontier_exponents_at_kaplans_values():
     """Kaplan's published exponents (0.076, 0.76, 0.21) give 1/alpha_C_min = 19.24 and tokens
     growing as C^0.32 against N as C^0.68 (Kaplan measured N ∝ C^0.73 directly)."""
-    e = laws._frontier_exponents({"alpha_N": 0.076, "alpha_S": 0.76, "alpha_B": 0.21}, np)
+    e = frontier_exponents({"alpha_N": 0.076, "alpha_S": 0.76, "alpha_B": 0.21}, np)
     assert 1 / e["alpha_C_min"] == pytest.approx(1 / 0.076 + 1 / 0.76 + 1 / 0.21)
     assert e["frontier_exponent_D"] == pytest.approx(6.078 / 19.236, abs=1e-4)  # 0.316
     assert e["frontier_exponent_N"] + e["frontier_exponent_D"] == pytest.approx(1.0)

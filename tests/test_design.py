@@ -15,9 +15,9 @@ import pytest
 
 import bayescale as bs
 from bayescale.cli.main import main
-from bayescale.questions.design import _target_function, band_width, design, plan, runs_needed
 from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
 from bayescale.laws.base import evaluate, get_law
+from bayescale.questions.design import _target_function, band_width, design, plan, runs_needed
 
 TRUTH = {"alpha_N": 0.076, "N_c": 8.8e13}
 NOISE = 0.02

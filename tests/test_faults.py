@@ -28,8 +28,8 @@ from conftest import simulate_law
 
 import bayescale as bs
 from bayescale.core import files as _io
-from bayescale.fitting import cache
 from bayescale.core.files import _PAUSE_ENV
+from bayescale.fitting import cache
 from bayescale.fitting.batch import fit_to_tree, run_batch
 
 LAW = "power_n"

@@ -15,8 +15,8 @@ import pytest
 import bayescale as bs
 from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, UnknownNameError
-from bayescale.model.pooling import pilot_centring, resolve_pooling
 from bayescale.laws.base import DataSummary, evaluate, get_law
+from bayescale.model.pooling import pilot_centring, resolve_pooling
 from bayescale.questions.selection import compare_fits
 
 

@@ -19,8 +19,8 @@ from conftest import simulate_law, true_params
 
 import bayescale.fitting.leastsq as leastsq
 from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
-from bayescale.laws.base import DataSummary, evaluate, get_law, list_laws
 from bayescale.fitting.leastsq import BOOTSTRAP, LeastSquaresFit, fit_least_squares
+from bayescale.laws.base import DataSummary, evaluate, get_law, list_laws
 from bayescale.runs.table import load_runs
 
 NOISE = 0.01

@@ -23,8 +23,8 @@ from _plot_fits import (
     power_fit,
 )
 
-from bayescale.plots import figures as plots
 from bayescale.core.errors import ConfigError
+from bayescale.plots import figures as plots
 
 BASELINE = Path(__file__).parent / "baseline"
 #: RMS difference (0-255 scale) tolerated by the image comparisons: absorbs anti-aliasing

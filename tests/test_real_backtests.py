@@ -19,9 +19,9 @@ import pytest
 from conftest import simulate
 from scipy import stats
 
-from bayescale.questions.backtest import backtest, interval_score, score_draws
 from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning
 from bayescale.fitting.leastsq import fit_least_squares
+from bayescale.questions.backtest import backtest, interval_score, score_draws
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 GEMSTONES = DATA / "gemstones" / "wandb_df_for_fitting_cool_end.jsonl"

@@ -12,11 +12,11 @@ import pytest
 from conftest import design, simulate, simulate_law, true_params
 
 from bayescale.laws.base import get_law
+from bayescale.laws.chinchilla import chinchilla_projection
 from bayescale.model.build import ModelData, build_model, default_priors
 from bayescale.model.start import (
     FreeVar,
     check_mode,
-    chinchilla_projection,
     free_vars,
     initial_point_fn,
     levenberg_marquardt,

@@ -42,9 +42,6 @@ import xarray as xr
 from scipy import stats
 
 import bayescale as bs
-from bayescale.fitting.batch import SERIAL
-from bayescale.cli.main import main
-from bayescale.core.errors import ConfigError
 from bayescale.calibration.sbc import (
     FAST,
     load_sbc,
@@ -54,6 +51,9 @@ from bayescale.calibration.sbc import (
     sbc_priors,
     sbc_uniformity,
 )
+from bayescale.cli.main import main
+from bayescale.core.errors import ConfigError
+from bayescale.fitting.batch import SERIAL
 
 N_RUNS = 50
 SEED = 0

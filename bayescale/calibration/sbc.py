@@ -57,10 +57,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.core.files import atomic_path
 from bayescale.core.errors import ConfigError, SamplingWarning
-from bayescale.laws.base import DataSummary, Law, get_law
+from bayescale.core.files import atomic_path
 from bayescale.core.priors import Prior
+from bayescale.laws.base import DataSummary, Law, get_law
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -170,8 +170,8 @@ def sbc_priors(
     priors : mapping, optional
         Overrides by parameter name.
     """
-    from bayescale.model.build import check_likelihood, default_priors
     from bayescale.core.priors import merge_priors
+    from bayescale.model.build import check_likelihood, default_priors
 
     law = get_law(law)
     pooling = _pooling(law, groups, pool, n_runs=max(groups, 1))

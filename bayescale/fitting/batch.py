@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bayescale.core.files import atomic_write_netcdf, atomic_write_text
 from bayescale.core.errors import ConfigError
+from bayescale.core.files import atomic_write_netcdf, atomic_write_text
 
 if TYPE_CHECKING:
     import xarray as xr

@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 
 from bayescale.core.files import _pause_point, atomic_file
+from bayescale.core.priors import Prior
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData, build_model, graph_key
-from bayescale.core.priors import Prior
 from bayescale.model.start import FreeVar, free_vars
 
 __all__ = [

@@ -32,9 +32,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from bayescale.core.errors import ConfigError
+from bayescale.core.priors import Prior
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData
-from bayescale.core.priors import Prior
 
 if TYPE_CHECKING:
     import xarray as xr

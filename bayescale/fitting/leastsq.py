@@ -18,7 +18,7 @@ inputs, loss at the centre of the data as a parameter), with the latents whose d
 is positive moved on the log scale as the sampler does, so one grid of starts suits every
 ladder; the grid is made from quantiles of the law's default priors
 (:meth:`bayescale.laws.base.Law.default_priors`), plus the law's data-driven first guess where it
-has one (:data:`bayescale.model.start.GUESSES`).
+has one (:attr:`bayescale.laws.base.Law.guess`).
 
 Uncertainty comes from the bootstrap over runs (Efron & Tibshirani 1993, ch. 9): runs are
 resampled with replacement and the law refitted, each refit starting from the full-data optimum
@@ -397,7 +397,7 @@ def start_grid(law: Law, summary: DataSummary, *, data: Any = None) -> list[np.n
     A product grid over quantiles of each latent's default prior (:data:`GRID_LEVELS`), which
     scale to the data through ``summary``; with more latents than a three-level grid allows
     within :data:`MAX_GRID` points, two levels plus the all-median point. The law's first guess
-    from the data (:data:`bayescale.model.start.GUESSES`), if it has one and ``data`` is given, comes
+    from the data (:attr:`bayescale.laws.base.Law.guess`), if it has one and ``data`` is given, comes
     first.
 
     Parameters
@@ -414,8 +414,6 @@ def start_grid(law: Law, summary: DataSummary, *, data: Any = None) -> list[np.n
     list of ndarray
         Points of length ``law.n_params``, in the order of ``law.latents``.
     """
-    from bayescale.model.start import GUESSES
-
     priors = law.default_priors(summary)
     logs = _log_scale(law, summary)
     quantiles = next(
@@ -428,9 +426,8 @@ def start_grid(law: Law, summary: DataSummary, *, data: Any = None) -> list[np.n
     grid = [np.array(p) for p in itertools.product(*(v[:-1] for v in levels))]
     if 0.5 not in quantiles:
         grid.append(np.array([v[-1] for v in levels]))
-    guess = GUESSES.get(law.name)
-    if guess is not None and data is not None:
-        z0 = guess(data)
+    if law.guess is not None and data is not None:
+        z0 = law.guess(data.u, np.exp(data.log_loss))
         grid.insert(
             0,
             np.array(

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale import __version__
-from bayescale.core.files import atomic_write_netcdf
 from bayescale.core.errors import (
     ConfigError,
     FitFileError,
@@ -30,7 +29,8 @@ from bayescale.core.errors import (
     UnknownNameError,
     did_you_mean,
 )
-from bayescale.model.pooling import Pooling, pilot_centring, resolve_pooling
+from bayescale.core.files import atomic_write_netcdf
+from bayescale.core.priors import Prior, merge_priors
 from bayescale.laws.base import DataSummary, Law, get_law
 from bayescale.model.build import (
     HYPER_PREFIX,
@@ -43,7 +43,7 @@ from bayescale.model.build import (
     data_values,
     default_priors,
 )
-from bayescale.core.priors import Prior, merge_priors
+from bayescale.model.pooling import Pooling, pilot_centring, resolve_pooling
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -987,8 +987,8 @@ def fit(
         offsets = Offsets.from_labels(offset_by, table[offset_by].values, offset_reference)
     run_effect = None
     if run_id is not None:
-        from bayescale.questions.curves import RUN_NOISES, order_column
         from bayescale.model.build import RunEffect
+        from bayescale.questions.curves import RUN_NOISES, order_column
 
         if run_noise not in RUN_NOISES:
             raise ConfigError(

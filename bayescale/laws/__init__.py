@@ -1,6 +1,16 @@
 """Scaling laws: one functional form per law, its parameters, priors and closed forms."""
 
+import importlib
+import pkgutil
+
 from bayescale.core.lazy import lazy_exports
+
+# Every other module of this package defines laws and registers them when imported, so a new
+# law is one new file here and the registry (and every test parametrised over it) has it.
+_SHARED = {"base", "scales", "published"}
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _SHARED:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 _EXPORTS = {
     "DataSummary": "bayescale.laws.base",
@@ -9,6 +19,9 @@ _EXPORTS = {
     "get_law": "bayescale.laws.base",
     "list_laws": "bayescale.laws.base",
     "register_law": "bayescale.laws.base",
+    "laws_with": "bayescale.laws.base",
+    "Allocation": "bayescale.laws.base",
+    "DataNeed": "bayescale.laws.base",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
-from bayescale.laws.base import DataSummary, Law, evaluate, get_law
 from bayescale.core.priors import Prior
+from bayescale.laws.base import DataSummary, Law, evaluate, get_law
 from bayescale.runs.table import PF_DAY_FLOPS
 
 if TYPE_CHECKING:

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, did_you_mean
-from bayescale.model.pooling import Pooling, population_priors, transform_of
-from bayescale.laws.base import DataSummary, Law
 from bayescale.core.priors import Prior
+from bayescale.laws.base import DataSummary, Law
+from bayescale.model.pooling import Pooling, population_priors, transform_of
 
 if TYPE_CHECKING:
     import pymc as pm

@@ -34,15 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from bayescale.core.priors import Prior
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData
-from bayescale.core.priors import Prior
 
 __all__ = [
-    "GUESSES",
     "Start",
     "check_mode",
-    "chinchilla_projection",
     "free_vars",
     "initial_point_fn",
     "pymc_initial_point_fn",
@@ -57,113 +55,6 @@ OVERDISPERSION = 2.0
 MODE_TOLERANCE = 30.0
 #: Smallest noise scale (log loss) used to weight residuals: noiseless data must not divide by 0.
 MIN_SIGMA = 1e-4
-#: Exponent grid of the variable projection: 60 log-spaced values from 0.02 to 2.
-EXPONENT_GRID = np.geomspace(0.02, 2.0, 60)
-
-
-# --------------------------------------------------------------------------------------------
-# Variable projection for the Chinchilla form
-# --------------------------------------------------------------------------------------------
-def chinchilla_projection(
-    u_n: np.ndarray,
-    u_d: np.ndarray,
-    loss: np.ndarray,
-    *,
-    alphas: np.ndarray = EXPONENT_GRID,
-    betas: np.ndarray = EXPONENT_GRID,
-) -> tuple[dict[str, float], float]:
-    r"""Best non-negative :math:`(E, a_0, b_0)` for each grid :math:`(\alpha, \beta)`; the best.
-
-    Minimises :math:`\sum_i \left[(L_i - E - a_0 e^{-\alpha u_{N,i}} - b_0 e^{-\beta
-    u_{D,i}})/L_i\right]^2` exactly over non-negative coefficients at every grid point (all
-    3 x 3 normal equations solved at once; the non-negative solution of a three-column problem
-    is the best feasible solution over the seven column subsets).
-
-    Parameters
-    ----------
-    u_n, u_d : ndarray
-        Centred log inputs :math:`\log N - c_N` and :math:`\log D - c_D`, shape ``(n_runs,)``.
-    loss : ndarray
-        Observed loss (nats/token), shape ``(n_runs,)``.
-    alphas, betas : ndarray
-        Exponent grids (dimensionless).
-
-    Returns
-    -------
-    latents : dict
-        ``log_E, log_a0, log_b0, alpha, beta`` of the best grid point (a coefficient at the
-        non-negativity bound is replaced by a tiny positive value so its log is finite).
-    rss : float
-        Its sum of squared relative residuals.
-
-    Examples
-    --------
-    >>> u_n, u_d = np.linspace(-2, 2, 30), np.tile([-1.0, 0.0, 1.0], 10)
-    >>> loss = 1.7 + 0.3 * np.exp(-0.34 * u_n) + 0.4 * np.exp(-0.28 * u_d)
-    >>> z, rss = chinchilla_projection(u_n, u_d, loss, alphas=np.array([0.3, 0.34]),
-    ...                                betas=np.array([0.28, 0.5]))
-    >>> round(z["alpha"], 2), round(z["beta"], 2), round(math.exp(z["log_E"]), 3)
-    (0.34, 0.28, 1.7)
-    """
-    w = 1.0 / np.asarray(loss, dtype=float)  # relative residuals: rows divided by the loss
-    ones = w
-    p = w * np.exp(-np.outer(alphas, u_n))  # (n_alpha, n_runs)
-    q = w * np.exp(-np.outer(betas, u_d))  # (n_beta, n_runs)
-    y = np.ones_like(w)  # loss / loss
-    # Gram matrices and right-hand sides for every (alpha, beta) pair, by broadcasting.
-    na, nb = len(alphas), len(betas)
-    g = np.empty((na, nb, 3, 3))
-    g[..., 0, 0] = ones @ ones
-    g[..., 0, 1] = g[..., 1, 0] = (p @ ones)[:, None]
-    g[..., 0, 2] = g[..., 2, 0] = (q @ ones)[None, :]
-    g[..., 1, 1] = np.einsum("ar,ar->a", p, p)[:, None]
-    g[..., 2, 2] = np.einsum("br,br->b", q, q)[None, :]
-    g[..., 1, 2] = g[..., 2, 1] = p @ q.T
-    b = np.empty((na, nb, 3))
-    b[..., 0] = ones @ y
-    b[..., 1] = (p @ y)[:, None]
-    b[..., 2] = (q @ y)[None, :]
-    yy = float(y @ y)
-
-    best_rss = np.full((na, nb), np.inf)
-    best_coef = np.zeros((na, nb, 3))
-    for mask in range(1, 8):
-        cols = [j for j in range(3) if mask >> j & 1]
-        sub_g = g[..., cols, :][..., :, cols]
-        sub_b = b[..., cols]
-        with np.errstate(all="ignore"):
-            coef = np.linalg.solve(sub_g + 1e-12 * np.eye(len(cols)), sub_b[..., None])[..., 0]
-        rss = (
-            yy
-            - 2 * np.einsum("...i,...i", coef, sub_b)
-            + np.einsum("...i,...ij,...j", coef, sub_g, coef)
-        )
-        ok = np.all(coef >= 0, axis=-1) & np.isfinite(rss) & (rss < best_rss)
-        best_rss = np.where(ok, rss, best_rss)
-        full = np.zeros((na, nb, 3))
-        full[..., cols] = coef
-        best_coef = np.where(ok[..., None], full, best_coef)
-    i, j = np.unravel_index(np.argmin(best_rss), best_rss.shape)
-    floor = 1e-6 * float(np.mean(loss))
-    e, a0, b0 = np.maximum(best_coef[i, j], floor)
-    latents = {
-        "log_E": math.log(e),
-        "log_a0": math.log(a0),
-        "log_b0": math.log(b0),
-        "alpha": float(alphas[i]),
-        "beta": float(betas[j]),
-    }
-    return latents, float(max(best_rss[i, j], 0.0))
-
-
-def _chinchilla_guess(data: ModelData) -> dict[str, float]:
-    latents, _ = chinchilla_projection(data.u["N"], data.u["D"], np.exp(data.log_loss))
-    return latents
-
-
-#: Global first guesses of a law's latents from the data, by law name (like lmfit's ``guess``).
-#: Laws without one start from their priors' medians.
-GUESSES: dict[str, Callable[[ModelData], dict[str, float]]] = {"chinchilla": _chinchilla_guess}
 
 
 # --------------------------------------------------------------------------------------------
@@ -255,9 +146,8 @@ def start_point(
             r = law.log_loss(latents_of(theta), data.u, np) - data.log_loss
         return np.where(np.isfinite(r), r, 1e3)
 
-    guess = GUESSES.get(law.name)
-    if guess is not None:
-        z0 = guess(data)
+    if law.guess is not None:
+        z0 = law.guess(data.u, np.exp(data.log_loss))
         theta0 = np.array(
             [math.log(z0[k]) if lg else z0[k] for k, lg in zip(names, logs, strict=True)]
         )

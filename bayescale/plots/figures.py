@@ -47,8 +47,8 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from bayescale.questions.backtest import Backtest
     from bayescale.fitting.pipeline import Fit
+    from bayescale.questions.backtest import Backtest
     from bayescale.questions.predict import Prediction
 
 __all__ = [
@@ -633,12 +633,13 @@ def overfit_map(
     """
     import xarray as xr
 
+    from bayescale.laws.base import laws_with
     from bayescale.questions.overfit import latent_draws, overfit, penalty
 
-    if fit.law.name not in ("kaplan_nd", "chinchilla"):
+    if fit.law.data_need is None:
         raise ConfigError(
-            f"the overfitting map needs a law of N and D (kaplan_nd, chinchilla), not "
-            f"{fit.law.name!r}"
+            f"the overfitting map needs a law of N and D with a data-need closed form "
+            f"({', '.join(laws_with('data_need'))}), not {fit.law.name!r}"
         )
     if fit.pooling is not None and group is None:
         raise ConfigError(

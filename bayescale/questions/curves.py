@@ -59,15 +59,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError
+from bayescale.laws.learning import KAPLAN_BCRIT
 
 if TYPE_CHECKING:
     import xarray as xr
 
+    from bayescale.core.priors import Prior
     from bayescale.fitting.pipeline import Fit
     from bayescale.laws.base import Law
     from bayescale.model.build import RunEffect
     from bayescale.questions.predict import Prediction
-    from bayescale.core.priors import Prior
 
 __all__ = [
     "KAPLAN_BCRIT",
@@ -958,9 +959,6 @@ def _resample(log_w: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, 
 # --------------------------------------------------------------------------------------------
 # Kaplan's derived quantities: S_min, E_min, C_min, and the compute-efficient frontier
 # --------------------------------------------------------------------------------------------
-#: Kaplan et al.'s critical-batch fit, B_crit(L) = B*/L^(1/alpha_B) (their eq. 1.4, tokens):
-#: used when no fit with B* and alpha_B is given. It depends on the data and tokenizer.
-KAPLAN_BCRIT = {"B_star": 2e8, "alpha_B": 0.21}
 
 
 def _bcrit_draws(source: Fit | Mapping[str, float] | None) -> dict[str, xr.DataArray]:
@@ -1183,9 +1181,9 @@ def compute_efficient(
             "loss": np.exp(log_loss).assign_attrs(units="nats/token"),
         }
     ).transpose("chain", "draw", "C")
-    from bayescale.laws.base import _frontier_exponents
+    from bayescale.laws.learning import frontier_exponents
 
-    exponents = _frontier_exponents(p, np)
+    exponents = frontier_exponents(p, np)
     out = out.assign(exponents)
     out["p_convergence_inefficient"] = (
         exponents["frontier_exponent_D"] < exponents["frontier_exponent_N"]

@@ -47,13 +47,14 @@ envelope of loss against compute over all rows (final runs or checkpoints), to w
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError, did_you_mean
+from bayescale.laws.base import laws_with
 from bayescale.questions.overfit import (
     SAMPLE_DIMS,
     check_prob,
@@ -79,42 +80,6 @@ COMPUTE = "C"
 #: ``_GRID_REACH`` times the largest.
 _GRID_POINTS = 41
 _GRID_REACH = 1e3
-
-Params = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class _Allocation:
-    """Closed form of one law: ``log G``, ``a`` and whether the optimum is interior."""
-
-    log_g: Callable[[Params], Any]
-    a: Callable[[Params], Any]
-    interior: Callable[[Params], Any]
-
-
-def _kaplan_log_g(p: Params) -> Any:
-    r = p["alpha_N"] / p["alpha_D"]
-    return (np.log(r) + r * np.log(p["N_c"]) - np.log(p["D_c"])) / (1.0 + r)
-
-
-def _chinchilla_log_g(p: Params) -> Any:
-    ratio = p["alpha"] * p["A"] / (p["beta"] * p["B"])
-    return np.log(ratio) / (p["alpha"] + p["beta"])
-
-
-#: Laws with a closed-form compute-optimal allocation, by registry name.
-ALLOCATIONS: dict[str, _Allocation] = {
-    "kaplan_nd": _Allocation(
-        log_g=_kaplan_log_g,
-        a=lambda p: p["alpha_D"] / (p["alpha_N"] + p["alpha_D"]),
-        interior=lambda p: (p["alpha_N"] > 0) & (p["alpha_D"] > 0),
-    ),
-    "chinchilla": _Allocation(
-        log_g=_chinchilla_log_g,
-        a=lambda p: p["beta"] / (p["alpha"] + p["beta"]),
-        interior=lambda p: (p["alpha"] > 0) & (p["beta"] > 0),
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -278,13 +243,13 @@ def optimal(
     import xarray as xr
 
     law = fit.law
-    if law.name not in ALLOCATIONS:
+    alloc = law.allocation
+    if alloc is None:
         raise ConfigError(
             f"no compute-optimal allocation for law {law.name!r} (inputs "
             f"{', '.join(law.inputs)}): it needs a law of both N and D; laws supported: "
-            + ", ".join(sorted(ALLOCATIONS))
+            + ", ".join(laws_with("allocation"))
         )
-    alloc = ALLOCATIONS[law.name]
     check_prob(prob)
     unit = _compute_unit(compute_unit)
     if C is None:

@@ -53,13 +53,14 @@ evaluated with the law's own formula (:attr:`bayescale.laws.base.Law.log_loss`) 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
+from bayescale.laws.base import DataNeed, Params, get_law, laws_with
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -73,47 +74,6 @@ DEFAULT_EPSILON = 0.02
 #: Dimension of the (N, D) points asked about.
 POINT = "point"
 SAMPLE_DIMS = ("chain", "draw")
-
-Params = Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class _DataNeed:
-    """Closed forms of one law: data needed for ``delta_L = eps`` and its local exponent."""
-
-    d_min: Callable[[Params, Any, float], Any]
-    exponent: Callable[[Params, Any, float], Any]
-
-
-def _kaplan_ratio(p: Params) -> Any:
-    return p["alpha_N"] / p["alpha_D"]
-
-
-def _kaplan_d_min(p: Params, n: Any, eps: float) -> Any:
-    r = _kaplan_ratio(p)
-    # (1 + eps)^(1/alpha_D) - 1 written with expm1/log1p: exact for small eps.
-    log_k = np.log(p["D_c"]) - r * np.log(p["N_c"]) - np.log(np.expm1(np.log1p(eps) / p["alpha_D"]))
-    return np.exp(log_k + r * np.log(n))
-
-
-def _chinchilla_d_min(p: Params, n: Any, eps: float) -> Any:
-    floor = p["E"] + p["A"] * n ** (-p["alpha"])
-    return (p["B"] / (eps * floor)) ** (1.0 / p["beta"])
-
-
-def _chinchilla_exponent(p: Params, n: Any, eps: float) -> Any:
-    n_term = p["A"] * n ** (-p["alpha"])
-    return p["alpha"] / p["beta"] * n_term / (p["E"] + n_term)
-
-
-#: Laws with a data-needed closed form, by registry name.
-DATA_NEED: dict[str, _DataNeed] = {
-    "kaplan_nd": _DataNeed(
-        d_min=_kaplan_d_min,
-        exponent=lambda p, n, eps: _kaplan_ratio(p) + 0.0 * n,
-    ),
-    "chinchilla": _DataNeed(d_min=_chinchilla_d_min, exponent=_chinchilla_exponent),
-}
 
 
 @dataclass(frozen=True)
@@ -461,24 +421,25 @@ def _ordered(da: Any) -> xr.DataArray:
     return da.transpose(*SAMPLE_DIMS, ...)
 
 
-def _data_need(name: str, inputs: tuple[str, ...]) -> _DataNeed:
+def _data_need(name: str, inputs: tuple[str, ...]) -> DataNeed:
     if "D" not in inputs or "N" not in inputs:
         raise ConfigError(
             f"the overfitting check needs a law of model size N and data D (kaplan_nd or "
             f"chinchilla); this fit is of {name!r}, whose inputs are {', '.join(inputs)}, so "
             "there is no finite-data penalty to measure. Refit with --law kaplan_nd"
         )
-    if name not in DATA_NEED:
+    need = get_law(name).data_need
+    if need is None:
         raise ConfigError(
             f"no overfitting closed form for law {name!r}; laws supported: "
-            + ", ".join(sorted(DATA_NEED))
+            + ", ".join(laws_with("data_need"))
         )
-    return DATA_NEED[name]
+    return need
 
 
 def _points_dataset(
     fit: Fit,
-    need: _DataNeed,
+    need: DataNeed,
     params: Params,
     z: Mapping[str, Any],
     inputs: Mapping[str, Any] | None,

@@ -47,9 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale compare``."""
-    from bayescale.questions.compare import compare
     from bayescale.core.errors import ConfigError
     from bayescale.fitting.pipeline import load_fit
+    from bayescale.questions.compare import compare
     from bayescale.runs.table import PF_DAY_FLOPS
 
     at = {k: getattr(args, f"at_{k}") for k in _INPUTS if getattr(args, f"at_{k}") is not None}

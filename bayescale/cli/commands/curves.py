@@ -155,9 +155,9 @@ def _per_run(value: int) -> int | None:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from bayescale.questions.curves import thin_curves
     from bayescale.fitting.pipeline import fit
     from bayescale.laws.base import get_law
+    from bayescale.questions.curves import thin_curves
 
     law = get_law(args.law)
     out = output_path(args.output)
@@ -184,9 +184,9 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _extrapolate(args: argparse.Namespace) -> int:
-    from bayescale.questions.curves import extrapolate, prediction_rows
     from bayescale.fitting.pipeline import load_fit
     from bayescale.laws.base import get_law
+    from bayescale.questions.curves import extrapolate, prediction_rows
 
     if args.fit is not None:
         fitted = load_fit(args.fit)
@@ -223,8 +223,8 @@ def _extrapolate(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from bayescale.questions.curves import predict_runs, prediction_rows
     from bayescale.fitting.pipeline import load_fit
+    from bayescale.questions.curves import predict_runs, prediction_rows
 
     pred = predict_runs(
         load_fit(args.fit), args.step, runs=args.run, prob=args.prob, seed=args.seed
@@ -234,9 +234,9 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _minimum(args: argparse.Namespace) -> int:
-    from bayescale.questions.curves import minimum_steps, posterior_table
     from bayescale.core.errors import ConfigError
     from bayescale.fitting.pipeline import load_fit
+    from bayescale.questions.curves import minimum_steps, posterior_table
 
     given = {"B_star": args.b_star, "alpha_B": args.alpha_b}
     if args.critical is not None and any(v is not None for v in given.values()):
@@ -257,8 +257,8 @@ def _minimum(args: argparse.Namespace) -> int:
 
 
 def _frontier(args: argparse.Namespace) -> int:
-    from bayescale.questions.curves import compute_efficient, posterior_table
     from bayescale.fitting.pipeline import load_fit
+    from bayescale.questions.curves import compute_efficient, posterior_table
 
     critical = None if args.critical is None else load_fit(args.critical)
     result = compute_efficient(load_fit(args.fit), args.compute, critical=critical)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.main import fmt, print_json, probability
 from bayescale.cli.commands.overfit import group_label
+from bayescale.cli.main import fmt, print_json, probability
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
 _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}
