@@ -9,7 +9,7 @@ reference, so it opens offline and can be mailed as one file. Every piece of use
 text (file names, column names, group labels) goes through :func:`html.escape`.
 
 Figures keep a fixed size however many groups or parameters a fit has: the diagnostic plots
-show the first quantities of :func:`bayescale.plots.diagnostic_params` (population level first;
+show the first quantities of :func:`bayescale.plots.figures.diagnostic_params` (population level first;
 the caption says how many were left out, the parameter table has them all), and each image's
 text alternative names the quantities it shows.
 """
@@ -124,11 +124,11 @@ def _diagnostic_figure(
 ) -> None:
     """Add one ArviZ diagnostic plot of at most ``limit`` quantities, naming those shown.
 
-    The quantities are the first of :func:`bayescale.plots.diagnostic_params` (population
+    The quantities are the first of :func:`bayescale.plots.figures.diagnostic_params` (population
     level first); when some are left out the caption says how many, since the parameter
     table above has them all.
     """
-    from bayescale.plots import diagnostic_params
+    from bayescale.plots.figures import diagnostic_params
 
     names = diagnostic_params(fit)
     shown = names[:limit]

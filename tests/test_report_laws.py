@@ -6,7 +6,7 @@ registry (``ids`` = law names, so a new law is covered as soon as it is register
 pooled, with 2 groups and with 20 groups, and the learning-curve laws (those with a ``step``
 input) also with ``run_id=``; each fit's report must draw every figure that applies to it,
 give every image a text alternative, keep every figure within :data:`MAX_PANELS` panels and
-show the diagnostic quantities that :func:`bayescale.plots.diagnostic_params` ranks first.
+show the diagnostic quantities that :func:`bayescale.plots.figures.diagnostic_params` ranks first.
 
 How the fits are made cheaply. With nutpie, a fit costs mostly the compilation of its model
 graph (measured cold, on 2 busy cores: 13 s for power_n_e over 2 groups, 19 s for Chinchilla
@@ -16,7 +16,7 @@ the Python linker 2-4.5 minutes of sampling a fit). So:
 
 * pooled log-linear laws use the ``exact`` sampler (a real posterior, nothing compiled);
 * every other case goes through :func:`bayescale.fit` as usual (runs table checks, pooling and
-  its centring, default priors, the PyMC model of :func:`bayescale.models.build_model`,
+  its centring, default priors, the PyMC model of :func:`bayescale.model.build.build_model`,
   assembly into a :class:`~bayescale.Fit` with diagnostics and metadata) with one change: the
   registered sampler is replaced by draws from that same model's prior, made by PyMC with the
   Python linker, which compiles nothing (0.2-1 s a fit). The report sees a real ``Fit`` with
@@ -30,7 +30,7 @@ What is left costs the report itself, 1.5-7 s a fit (the pair plot and, over 20 
 law curve per group and input), about 100 s for the module on one core.
 
 Whether a law can be fitted with groups at all is decided by
-:func:`bayescale.hierarchy.transform_of` (partial pooling needs Normal or LogNormal priors): for
+:func:`bayescale.model.pooling.transform_of` (partial pooling needs Normal or LogNormal priors): for
 a law it refuses, the grouped cases assert that :func:`bayescale.fit` says so, instead of
 skipping.
 """
@@ -51,12 +51,13 @@ from test_report import DATA_URI, _images
 
 import bayescale as bs
 import bayescale.report
-from bayescale import fitting, plots
 from bayescale.cli import main
-from bayescale.errors import ConfigError, SamplingWarning
-from bayescale.hierarchy import transform_of
-from bayescale.laws import DataSummary, get_law, list_laws
-from bayescale.models import build_model
+from bayescale.core.errors import ConfigError, SamplingWarning
+from bayescale.fitting import pipeline as fitting
+from bayescale.laws.base import DataSummary, get_law, list_laws
+from bayescale.model.build import build_model
+from bayescale.model.pooling import transform_of
+from bayescale.plots import figures as plots
 
 LAWS = list_laws()
 #: Laws of learning curves (a ``step`` input): also fitted per run with ``run_id=``.

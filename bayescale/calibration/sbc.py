@@ -321,8 +321,8 @@ def simulate_and_rank(spec: Mapping[str, Any], index: int) -> xr.Dataset:
     import pandas as pd
     import xarray as xr
 
-    from bayescale.fitting import fit
-    from bayescale.runs import load_runs
+    from bayescale.fitting.pipeline import fit
+    from bayescale.runs.table import load_runs
 
     law = get_law(spec["law"])
     rng = np.random.default_rng([int(spec["seed"]), int(index)])
