@@ -37,7 +37,7 @@ _EXPORTS = {
     "design": "bayescale.questions.design",
     "backtest": "bayescale.questions.backtest",
     "extrapolate": "bayescale.questions.curves",
-    "load_curves": "bayescale.questions.curves",
+    "load_curves": "bayescale.runs.curves",
     "sbc": "bayescale.calibration.sbc",
     "compute_frontier": "bayescale.questions.optimal",
     "runs_needed": "bayescale.questions.design",

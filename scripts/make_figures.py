@@ -16,7 +16,7 @@ import pandas as pd
 import bayescale as bs
 from bayescale.plots import figures as plots
 from bayescale.questions.backtest import backtest
-from bayescale.questions.curves import load_curves, thin_curves
+from bayescale.runs.curves import load_curves, thin_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "figures"

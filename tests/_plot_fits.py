@@ -69,7 +69,7 @@ def curve_table() -> pd.DataFrame:
 @quiet
 def curve_fit() -> bs.Fit:
     """kaplan_ns with per-run offsets on the first part of three bundled curves."""
-    from bayescale.questions.curves import load_curves, thin_curves
+    from bayescale.runs.curves import load_curves, thin_curves
 
     table = curve_table()
     early = load_curves(table[table["step"] <= CURVE_CUT], required=("N", "step"))

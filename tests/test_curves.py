@@ -27,12 +27,11 @@ from bayescale.questions.curves import (
     KAPLAN_BCRIT,
     compute_efficient,
     extrapolate,
-    load_curves,
     minimum_steps,
     predict_runs,
     prediction_rows,
-    thin_curves,
 )
+from bayescale.runs.curves import load_curves, thin_curves
 
 RUN = "run_name"
 N_RUNS = 22

@@ -16,7 +16,8 @@ import bayescale as bs
 from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, UnknownNameError
 from bayescale.laws.base import DataSummary, evaluate, get_law
-from bayescale.model.pooling import pilot_centring, resolve_pooling
+from bayescale.model.centring import pilot_centring
+from bayescale.model.pooling import resolve_pooling
 from bayescale.questions.selection import compare_fits
 
 

@@ -810,7 +810,7 @@ def curve_frame(id_column: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize("column", ["run", "run_id", "run_name", "name"])
 def test_load_curves_finds_the_run_id_column(column):
-    from bayescale.questions.curves import load_curves
+    from bayescale.runs.curves import load_curves
 
     table = load_curves(curve_frame(column))
     stored = table.attrs["run_id"]
@@ -822,7 +822,7 @@ def test_load_curves_finds_the_run_id_column(column):
 
 
 def test_load_curves_without_a_run_id_column_says_which_names_it_looks_for():
-    from bayescale.questions.curves import load_curves
+    from bayescale.runs.curves import load_curves
 
     with pytest.raises(RunsTableError, match="none is named 'run', 'run_id'"):
         load_curves(curve_frame("id"))

@@ -43,7 +43,8 @@ from bayescale.model.build import (
     data_values,
     default_priors,
 )
-from bayescale.model.pooling import Pooling, pilot_centring, resolve_pooling
+from bayescale.model.centring import pilot_centring
+from bayescale.model.pooling import Pooling, resolve_pooling
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -850,7 +851,7 @@ def fit(
     centred : bool or mapping, optional
         Force the centred (True) or non-centred (False) form of partially pooled parameters;
         default: chosen per parameter and group from the data (see
-        :func:`bayescale.model.pooling.pilot_centring`).
+        :func:`bayescale.model.centring.pilot_centring`).
     offset_by : str, optional
         Column whose levels shift the log loss by a constant (Kaplan's transfer offsets, e.g.
         the eval set); the most common level (or ``offset_reference``) is the reference.
@@ -870,7 +871,7 @@ def fit(
         Predictions use it (see :mod:`bayescale.questions.predict`).
     run_id : str, optional
         Column naming the run of each row, for learning-curve tables (one row per logged
-        checkpoint). The curves are checked (:func:`bayescale.questions.curves.load_curves`) and each
+        checkpoint). The curves are checked (:func:`bayescale.runs.curves.load_curves`) and each
         run gets a random offset in log loss (scale ``tau_run``, summing to zero over runs),
         so the points of one curve are not counted as independent runs (see
         :mod:`bayescale.questions.curves`).
@@ -931,7 +932,7 @@ def fit(
     label_cols = [*group_cols, *([offset_by] if offset_by else [])]
 
     if run_id is not None:
-        from bayescale.questions.curves import load_curves
+        from bayescale.runs.curves import load_curves
 
         table = load_curves(
             runs,
@@ -988,7 +989,8 @@ def fit(
     run_effect = None
     if run_id is not None:
         from bayescale.model.build import RunEffect
-        from bayescale.questions.curves import RUN_NOISES, order_column
+        from bayescale.model.centring import RUN_NOISES
+        from bayescale.runs.curves import order_column
 
         if run_noise not in RUN_NOISES:
             raise ConfigError(
@@ -1021,7 +1023,7 @@ def fit(
         pooling = pooling.with_centring(chosen)
         data = replace(data, pooling=pooling)
     if run_effect is not None:
-        from bayescale.questions.curves import pilot_run_centring
+        from bayescale.model.centring import pilot_run_centring
 
         base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
         run_effect = pilot_run_centring(law, data.u, data.log_loss, run_effect, base)

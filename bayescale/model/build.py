@@ -160,7 +160,7 @@ class RunEffect:
     centred : tuple of bool
         Centred (True) or non-centred form of the run offsets (all runs alike); entered as
         data, so it never changes the compiled graph (see
-        :func:`bayescale.questions.curves.pilot_run_centring`).
+        :func:`bayescale.model.centring.pilot_run_centring`).
     ar1 : bool
         Also model the residual around the run's offset as an AR(1) (Ornstein-Uhlenbeck)
         process in log step: the residual of a row is ``rho`` times the previous row's plus

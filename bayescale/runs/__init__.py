@@ -15,6 +15,8 @@ _EXPORTS = {
     "parse_columns": "bayescale.runs.table",
     "replicate_sets": "bayescale.runs.table",
     "stored_column": "bayescale.runs.table",
+    "load_curves": "bayescale.runs.curves",
+    "thin_curves": "bayescale.runs.curves",
 }
 __all__ = list(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

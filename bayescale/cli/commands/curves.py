@@ -135,7 +135,7 @@ def _fit_options(a: argparse.ArgumentParser) -> None:
 
 
 def _curves(args: argparse.Namespace, path: str, required: tuple[str, ...]) -> Any:
-    from bayescale.questions.curves import load_curves
+    from bayescale.runs.curves import load_curves
 
     table = load_curves(path, run_id=args.run_id, required=required, **table_options(args))
     if args.min_step is not None:
@@ -157,7 +157,7 @@ def _per_run(value: int) -> int | None:
 def _fit(args: argparse.Namespace) -> int:
     from bayescale.fitting.pipeline import fit
     from bayescale.laws.base import get_law
-    from bayescale.questions.curves import thin_curves
+    from bayescale.runs.curves import thin_curves
 
     law = get_law(args.law)
     out = output_path(args.output)
