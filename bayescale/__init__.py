@@ -17,10 +17,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "fit": "bayescale.fitting.pipeline",
-    "Fit": "bayescale.fitting.pipeline",
-    "load_fit": "bayescale.fitting.pipeline",
-    "Diagnostics": "bayescale.fitting.pipeline",
-    "list_samplers": "bayescale.fitting.pipeline",
+    "Fit": "bayescale.fitting.result",
+    "load_fit": "bayescale.fitting.result",
+    "Diagnostics": "bayescale.fitting.result",
+    "list_samplers": "bayescale.fitting.samplers",
     "Law": "bayescale.laws.base",
     "get_law": "bayescale.laws.base",
     "list_laws": "bayescale.laws.base",
@@ -28,7 +28,7 @@ _EXPORTS = {
     "Prior": "bayescale.core.priors",
     "load_runs": "bayescale.runs.table",
     "list_datasets": "bayescale.runs.table",
-    "lack_of_fit": "bayescale.questions.backtest",
+    "lack_of_fit": "bayescale.fitting.quality",
     "predict": "bayescale.questions.predict",
     "Prediction": "bayescale.questions.predict",
     "overfit": "bayescale.questions.overfit",

@@ -32,7 +32,7 @@ from bayescale.core.errors import BayescaleError, ConfigError, SamplingWarning
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["build_report", "figure_data_uri", "write_report"]
 
@@ -458,7 +458,7 @@ def write_report(paths: Sequence[str | Path], output: str | Path, **options: Any
         The file written.
     """
     from bayescale.core.files import atomic_write_text
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
 
     out = Path(output)
     if not out.parent.exists():

@@ -70,8 +70,8 @@ from backtest_olmo import reader as olmo_reader
 from common import RESULTS, ROOT, describe_machine, quiet
 
 from bayescale.core.files import atomic_write_text
-from bayescale.questions.backtest import Backtest, backtest
 from bayescale.laws.base import get_law
+from bayescale.questions.backtest import Backtest, backtest
 
 DATA = ROOT.parent / "shared" / "data"
 GEMSTONES = DATA / "gemstones"

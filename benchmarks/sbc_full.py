@@ -40,9 +40,9 @@ import numpy as np
 from common import RESULTS, ROOT, describe_machine
 
 import bayescale as bs
-from bayescale.core.files import atomic_write_text
-from bayescale.fitting.pipeline import RHAT_MAX
 from bayescale.calibration.sbc import load_sbc, save_sbc, sbc
+from bayescale.core.files import atomic_write_text
+from bayescale.fitting.result import RHAT_MAX
 
 #: ``bayescale sbc`` defaults (the full configuration).
 FULL = {"n_sims": 200, "draws": 1000, "tune": 1000, "chains": 4, "n_runs": 30}

@@ -168,7 +168,7 @@ def test_cli_fit_and_summary_from_the_cache_import_no_heavy_package(cache_env, t
 
 
 def test_summary_falls_back_to_the_draws_for_another_probability(cache_env, tmp_path):
-    from bayescale.fitting.pipeline import stored_summary
+    from bayescale.fitting.result import stored_summary
 
     path = cache_env["first"].save(tmp_path / "fit.nc")
     assert stored_summary(path)["params"] == cache_env["first"].summary_dict()["params"]

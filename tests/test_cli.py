@@ -169,7 +169,7 @@ def test_checkpoint_table_with_a_run_column(tmp_path, capsys):
     argv = ("fit", str(csv), "--law", "power_n", "--sampler", "exact", "-o", str(out))
     code, _, err = run_cli(capsys, *argv, "--last-per-run")
     assert code == 0, err
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
 
     runs = load_fit(out).runs
     assert runs["run_label"].values.tolist() == [f"r{k}" for k in range(8)]

@@ -51,7 +51,7 @@ def fast_fits(monkeypatch: pytest.MonkeyPatch) -> None:
     """Cap the draws of every MCMC fit, including fits made inside library functions."""
     real = bayescale.fitting.pipeline.fit
 
-    def fast(*args: Any, **kwargs: Any) -> bayescale.fitting.pipeline.Fit:
+    def fast(*args: Any, **kwargs: Any) -> bayescale.fitting.result.Fit:
         if kwargs.get("sampler", "nutpie") != "exact":
             for key, cap in FAST.items():
                 kwargs[key] = min(kwargs.get(key, cap), cap)

@@ -17,7 +17,7 @@ from conftest import simulate_law, true_params
 import bayescale as bs
 from bayescale.core.errors import FitFileError, SamplingWarning, UnknownNameError
 from bayescale.core.priors import Prior, load_priors
-from bayescale.fitting.pipeline import FORMAT_VERSION, Diagnostics
+from bayescale.fitting.result import FORMAT_VERSION, Diagnostics
 
 LAW = "power_n"
 N_RUNS = 50

@@ -53,7 +53,7 @@ import bayescale as bs
 import bayescale.report
 from bayescale.cli import main
 from bayescale.core.errors import ConfigError, SamplingWarning
-from bayescale.fitting import pipeline as fitting
+from bayescale.fitting import samplers as fitting
 from bayescale.laws.base import DataSummary, get_law, list_laws
 from bayescale.model.build import build_model
 from bayescale.model.pooling import transform_of

@@ -501,7 +501,7 @@ def sbc(
     import xarray as xr
 
     from bayescale.fitting.batch import run_batch
-    from bayescale.fitting.pipeline import list_samplers
+    from bayescale.fitting.samplers import list_samplers
     from bayescale.model.build import check_likelihood
 
     law = get_law(law)

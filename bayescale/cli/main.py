@@ -251,7 +251,7 @@ def _yes_no(text: str, option: str) -> bool:
 
 def _cmd_summary(args: argparse.Namespace) -> int:
     from bayescale.cli.startup import defer_dask_probes
-    from bayescale.fitting.pipeline import load_fit, stored_summary
+    from bayescale.fitting.result import load_fit, stored_summary
 
     summary = stored_summary(args.fit, args.prob)
     if summary is None:

@@ -15,7 +15,7 @@ existing cluster by its scheduler address) and gathers the results into one
 * **progress** is reported on stderr as results arrive.
 
 :func:`fit_many` is the common case: fit one law to many runs tables; each stored result is an
-ordinary fit file that :func:`bayescale.fitting.pipeline.load_fit` reads.
+ordinary fit file that :func:`bayescale.fitting.result.load_fit` reads.
 
 Results are written by the client (this process), never by workers, so a remote cluster needs
 no shared file system.
@@ -369,7 +369,7 @@ def fit_to_tree(runs: Any, law: str, **fit_kwargs: Any) -> xr.DataTree:
     """Fit ``law`` to ``runs`` and return the fit as its file would hold it.
 
     The task function of :func:`fit_many`; the result is exactly what
-    :meth:`bayescale.fitting.pipeline.Fit.save` writes, so a stored result is a fit file.
+    :meth:`bayescale.fitting.result.Fit.save` writes, so a stored result is a fit file.
     """
     import xarray as xr
 
@@ -405,7 +405,7 @@ def fit_many(
         Registered law name.
     store, client, scheduler, n_workers, progress
         See :func:`run_batch`. Each stored result ``<store>/<name>.nc`` is a fit file
-        (:func:`bayescale.fitting.pipeline.load_fit`).
+        (:func:`bayescale.fitting.result.load_fit`).
     **fit_kwargs
         Passed to :func:`bayescale.fitting.pipeline.fit` (sampler, draws, priors, groups...).
 

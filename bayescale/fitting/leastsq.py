@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError
-from bayescale.laws.base import DataSummary, Law, get_law
+from bayescale.laws.base import DataSummary, Law, get_law, law_points
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -207,9 +207,9 @@ class LeastSquaresFit:
         lower, upper : ndarray
             Bounds per point, shape ``(point,)``.
         """
-        from bayescale.questions.predict import _check_prob
+        from bayescale.core.checks import check_prob
 
-        _check_prob(prob)
+        check_prob(prob)
         draws = self.predictive_draws(inputs, n=n, seed=seed)
         lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=1)
         return lower, upper
@@ -230,9 +230,9 @@ class LeastSquaresFit:
         """
         import pandas as pd
 
-        from bayescale.questions.predict import _check_prob
+        from bayescale.core.checks import check_prob
 
-        _check_prob(prob)
+        check_prob(prob)
         boot = self.boot_params
         rows = {}
         for name, value in self.params.items():
@@ -248,9 +248,7 @@ class LeastSquaresFit:
         return math.sqrt(self.n_runs / max(self.n_runs - self.law.n_params, 1))
 
     def _centred(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        from bayescale.questions.predict import _points
-
-        points = _points(self, inputs)  # only reads .law: checks and broadcasts the inputs
+        points = law_points(self.law, inputs)
         return {k: np.log(v) - self.summary.centre[k] for k, v in points.items()}
 
     def __repr__(self) -> str:

@@ -43,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.core.errors import UnknownNameError, did_you_mean
+from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 from bayescale.core.priors import Prior
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "Law",
     "evaluate",
     "get_law",
+    "law_points",
     "laws_with",
     "list_laws",
     "register_law",
@@ -330,3 +331,59 @@ def evaluate(
     z = law.from_params(params, centre, np)
     u = {k: np.log(np.asarray(inputs[k], dtype=float)) for k in law.inputs}
     return np.exp(law.log_loss(z, u, np))
+
+
+def law_points(law: Law, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """Broadcast the inputs at which ``law`` is asked into flat arrays, one value per point.
+
+    Parameters
+    ----------
+    law : Law
+        The law asked.
+    inputs : mapping or pandas.DataFrame
+        Values of each of the law's inputs in canonical units (scalars or arrays that
+        broadcast); a DataFrame may have other columns too.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        One flat float array per input, all of one length.
+
+    Raises
+    ------
+    UnknownNameError
+        If a mapping names an input the law does not take.
+    ConfigError
+        If an input is missing, the arrays do not broadcast, or a value is not positive and
+        finite.
+    """
+    if hasattr(inputs, "columns"):  # a DataFrame: take the law's columns, ignore the rest
+        table = {k: inputs[k].to_numpy() for k in law.inputs if k in inputs.columns}
+    else:
+        unknown = [k for k in inputs if k not in law.inputs]
+        if unknown:
+            raise UnknownNameError(
+                f"law {law.name!r} does not take input {unknown[0]!r} (its inputs: "
+                f"{', '.join(law.inputs)})"
+            )
+        table = dict(inputs)
+    missing = [k for k in law.inputs if k not in table]
+    if missing:
+        raise ConfigError(
+            f"law {law.name!r} needs input {missing[0]!r} to predict (its inputs: "
+            f"{', '.join(law.inputs)})"
+        )
+    try:
+        arrays = np.broadcast_arrays(
+            *(np.atleast_1d(np.asarray(table[k], dtype=float)) for k in law.inputs)
+        )
+    except ValueError:
+        sizes = ", ".join(f"{k}: {np.size(table[k])}" for k in law.inputs)
+        raise ConfigError(
+            f"inputs must have one value or the same number of values ({sizes})"
+        ) from None
+    out = {k: a.ravel() for k, a in zip(law.inputs, arrays, strict=True)}
+    for k, a in out.items():
+        if not np.all(np.isfinite(a) & (a > 0)):
+            raise ConfigError(f"input {k!r} must be positive and finite, got {a.tolist()}")
+    return out

@@ -44,6 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_probs
+from bayescale.core.dims import SAMPLE_DIMS
 from bayescale.core.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -52,7 +54,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
     from bayescale.questions.backtest import Backtest
     from bayescale.questions.predict import Prediction
 
@@ -108,7 +110,6 @@ LABELS = {
 }
 #: Kaplan et al. (2020) eq. 4.4: the data that keeps overfitting below ~2 %, D = 5e3 N^0.74.
 KAPLAN_D_COEF, KAPLAN_D_EXP = 5.0e3, 0.74
-SAMPLE_DIMS = ("chain", "draw")
 #: Most quantities in a pair plot. Its grid is n x n panels: 6 gives 36, inside ArviZ's default
 #: limit of 40 subplots (``rcParams["plot.max_subplots"]``) and about what stays legible.
 MAX_PAIR_PARAMS = 6
@@ -180,13 +181,6 @@ def _hdi(draws: xr.DataArray, probs: Sequence[float]) -> xr.DataArray:
     with np.errstate(invalid="ignore", divide="ignore"):
         bands = [azs.hdi(draws, prob=p, dim=list(SAMPLE_DIMS), skipna=True) for p in probs]
     return xr.concat(bands, dim="prob").assign_coords(prob=list(probs))
-
-
-def _check_probs(probs: Sequence[float]) -> tuple[float, ...]:
-    probs = tuple(float(p) for p in probs)
-    if not probs or not all(0 < p < 1 for p in probs):
-        raise ConfigError(f"band probabilities must be between 0 and 1, got {list(probs)}")
-    return tuple(sorted(probs, reverse=True))  # widest first, so narrow bands draw on top
 
 
 def _grid(lo: float, hi: float, n: int) -> np.ndarray:
@@ -306,7 +300,7 @@ def law_curve(
     """
     from bayescale.questions.predict import predict
 
-    probs = _check_probs(probs)
+    probs = check_probs(probs)
     name = input or fit.law.inputs[0]
     if name not in fit.law.inputs:
         raise ConfigError(
@@ -443,7 +437,7 @@ def fan(
 
     from bayescale.questions.predict import predict
 
-    probs = _check_probs(probs)
+    probs = check_probs(probs)
     pred: Prediction = predict(fit, inputs, group=group, new_group=new_group, seed=seed)
     obs = pred.observed
     return xr.Dataset(
@@ -902,7 +896,7 @@ def curve_bands(
     """
     from bayescale.questions.curves import predict_runs
 
-    probs = _check_probs(probs)
+    probs = check_probs(probs)
     spec = fit.meta.get("run_effect")
     if not spec:
         raise ConfigError(

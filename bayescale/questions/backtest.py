@@ -31,24 +31,11 @@ its observed-loss predictive draws at the held-out runs are scored by :func:`sco
 the same HDI, width and interval score, and a log score from a Normal fitted to the draws of log
 loss, so methods are compared on one scale.
 
-**Lack of fit.** Where runs are repeated at the same inputs (reruns with another seed), their
-scatter measures pure noise. The classical lack-of-fit F test compares the residual scatter
-around the fitted curve with it:
-
-.. math::
-
-    F = \frac{(SS_{\text{res}} - SS_{\text{pe}})/(m - p)}{SS_{\text{pe}}/(n - m)},
-
-with :math:`SS_{\text{pe}}` the within-replicate sum of squares of log loss, :math:`m` the number
-of distinct input points, :math:`n` runs and :math:`p` fitted law parameters. A large F (tiny
-p-value) says the law misses the runs by more than their noise: bands that rest on the noise
-alone will be too narrow when extrapolating, which is what a discrepancy term
-(``fit(..., discrepancy="distance")``) is for.
+The lack-of-fit check against replicate runs is :func:`bayescale.fitting.quality.lack_of_fit`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -56,25 +43,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError
+from bayescale.fitting.quality import LackOfFit, lack_of_fit
 
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
     from bayescale.laws.base import Law
 
 __all__ = [
     "Backtest",
-    "LackOfFit",
     "backtest",
     "interval_score",
-    "lack_of_fit",
     "score_draws",
 ]
-
-#: p-value of the lack-of-fit F test below which a fit is reported as not fitting its runs.
-LACK_OF_FIT_ALPHA = 0.01
 
 
 def interval_score(lower: Any, upper: Any, y: Any, prob: float) -> np.ndarray:
@@ -182,124 +165,6 @@ def score_draws(draws: Any, y: Any, prob: float) -> pd.DataFrame:
 
 
 @dataclass(frozen=True)
-class LackOfFit:
-    """Residual scatter against replicate scatter (all on log loss, i.e. relative).
-
-    Attributes
-    ----------
-    n_runs, n_points : int
-        Runs, and distinct input points (with their group and offset labels).
-    n_params : int
-        Law parameters counted in the residual degrees of freedom (for hierarchical fits,
-        every per-group value counts: an upper bound under partial pooling).
-    residual_sd : float
-        Root mean square of the residuals around the posterior-mean curve, per residual
-        degree of freedom.
-    replicate_sd : float or None
-        Pooled sd of log loss within replicate sets (None without replicates).
-    n_replicate_sets : int
-        Input points with more than one run.
-    ratio : float or None
-        ``residual_sd / replicate_sd``.
-    f_statistic, p_value : float or None
-        Lack-of-fit F test (None without replicates or without spare degrees of freedom).
-    """
-
-    n_runs: int
-    n_points: int
-    n_params: int
-    residual_sd: float
-    replicate_sd: float | None
-    n_replicate_sets: int
-    ratio: float | None
-    f_statistic: float | None
-    p_value: float | None
-
-    @property
-    def lack_of_fit(self) -> bool | None:
-        """True when the F test rejects a fit to the noise (p < :data:`LACK_OF_FIT_ALPHA`)."""
-        return None if self.p_value is None else self.p_value < LACK_OF_FIT_ALPHA
-
-    @property
-    def message(self) -> str:
-        """One sentence for people."""
-        if self.replicate_sd is None:
-            return (
-                f"residual scatter {self.residual_sd:.2%} of the loss; no replicate runs, so "
-                "lack of fit cannot be told apart from noise"
-            )
-        text = (
-            f"residual scatter {self.residual_sd:.2%} vs replicate scatter "
-            f"{self.replicate_sd:.2%} ({self.ratio:.1f}x, {self.n_replicate_sets} replicate sets)"
-        )
-        if self.lack_of_fit:
-            return (
-                text + f": the law misses the runs by more than their noise (F test p = "
-                f"{self.p_value:.2g}); consider discrepancy='distance'"
-            )
-        return text + ": consistent with noise"
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready fields, plus ``lack_of_fit`` and ``message``."""
-        return {
-            "n_runs": self.n_runs,
-            "n_points": self.n_points,
-            "n_params": self.n_params,
-            "residual_sd": self.residual_sd,
-            "replicate_sd": self.replicate_sd,
-            "n_replicate_sets": self.n_replicate_sets,
-            "ratio": self.ratio,
-            "f_statistic": self.f_statistic,
-            "p_value": self.p_value,
-            "lack_of_fit": self.lack_of_fit,
-            "message": self.message,
-        }
-
-
-def lack_of_fit(fit: Fit) -> LackOfFit:
-    """Compare the residual scatter of a fit with the scatter between replicate runs.
-
-    Replicates are runs with identical law inputs and identical group and offset labels.
-
-    Parameters
-    ----------
-    fit : Fit
-        A fitted law.
-
-    Returns
-    -------
-    LackOfFit
-        Scatter of residuals and of replicates, their ratio and the F test.
-    """
-    import pandas as pd
-    from scipy import stats
-
-    from bayescale.questions.predict import residuals
-
-    runs = fit.runs
-    res = residuals(fit).values
-    n = res.size
-    point = fit.replicate_sets()
-    m = int(point.max()) + 1
-    log_loss = np.log(np.asarray(runs["loss"].values, dtype=float))
-    set_mean = pd.Series(log_loss).groupby(point).transform("mean").to_numpy()
-    ss_pe = float(np.sum((log_loss - set_mean) ** 2))
-    counts = np.bincount(point)
-    n_sets = int(np.sum(counts > 1))
-    p = _n_params(fit)
-    ss_res = float(np.sum(res**2))
-    residual_sd = math.sqrt(ss_res / max(n - p, 1))
-    replicate_sd = ratio = f_stat = p_value = None
-    if n_sets and n > m:
-        replicate_sd = math.sqrt(ss_pe / (n - m))
-        ratio = residual_sd / replicate_sd if replicate_sd > 0 else math.inf
-        if m > p and ss_pe > 0:
-            f_stat = max(ss_res - ss_pe, 0.0) / (m - p) / (ss_pe / (n - m))
-            p_value = float(stats.f.sf(f_stat, m - p, n - m))
-    return LackOfFit(n, m, p, residual_sd, replicate_sd, n_sets, ratio, f_stat, p_value)
-
-
-@dataclass(frozen=True)
 class Backtest:
     """Result of a leave-largest-out backtest.
 
@@ -312,7 +177,7 @@ class Backtest:
     prob : float
         Probability of the predictive intervals.
     fit : Fit or object
-        The law fitted to the kept runs: a :class:`~bayescale.fitting.pipeline.Fit`, or what ``method``
+        The law fitted to the kept runs: a :class:`~bayescale.fitting.result.Fit`, or what ``method``
         returned.
     held_out : pandas.DataFrame
         One row per held-out run (index: its run number in the table): inputs, ``loss``
@@ -625,15 +490,6 @@ def _decades_beyond(kept: xr.Dataset, test: xr.Dataset, inputs: Sequence[str]) -
         lo, hi = np.log10(float(kept[k].min())), np.log10(float(kept[k].max()))
         out[f"extrapolation_{k}"] = np.where(x > hi, x - hi, np.where(x < lo, x - lo, 0.0))
     return pd.DataFrame(out, index=pd.Index(test["run"].values, name="run"))
-
-
-def _n_params(fit: Fit) -> int:
-    """Law parameters, counting each per-group value, plus estimated offsets."""
-    pooling = fit.pooling
-    n_groups = 1 if pooling is None else len(pooling.labels)
-    p = sum(n_groups if pooling is not None and pooling.varies(k) else 1 for k in fit.law.latents)
-    offsets = fit.meta.get("offsets")
-    return p + (len(offsets["labels"]) - 1 if offsets else 0)
 
 
 def _run_group(fit: Fit, run: xr.Dataset) -> str | None:

@@ -36,7 +36,7 @@ from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 if TYPE_CHECKING:
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
     from bayescale.model.pooling import Pooling
 
 __all__ = ["Comparison", "compare"]

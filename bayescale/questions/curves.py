@@ -57,6 +57,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
+from bayescale.core.dims import POINT, SAMPLE_DIMS
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.laws.learning import KAPLAN_BCRIT
 from bayescale.runs.curves import PER_RUN, RUN_ID, load_curves, thin_curves
@@ -67,7 +69,7 @@ _MAX_LISTED = 5
 if TYPE_CHECKING:
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
     from bayescale.laws.base import Law
     from bayescale.questions.predict import Prediction
 
@@ -150,15 +152,9 @@ def _prediction(
     """Wrap per-draw log losses of runs (offsets included) as a Prediction."""
     import xarray as xr
 
-    from bayescale.questions.predict import (
-        POINT,
-        SAMPLE_DIMS,
-        Prediction,
-        _check_prob,
-        extrapolation,
-    )
+    from bayescale.questions.predict import Prediction, extrapolation
 
-    _check_prob(prob)
+    check_prob(prob)
     coords = {k: (POINT, v) for k, v in inputs.items()} | {run_id: (POINT, which.astype(str))}
     log_curve = log_curve.transpose(*SAMPLE_DIMS, POINT).assign_coords(coords)
     rng = np.random.default_rng([seed, 2])
@@ -868,7 +864,7 @@ def prediction_rows(prediction: Prediction, *, prob: float | None = None) -> lis
     step), the median and HDI of the run's curve (``loss_*``) and of its logged loss
     (``observed_*``), in nats/token.
     """
-    from bayescale.questions.predict import POINT, QUANTITY
+    from bayescale.questions.predict import QUANTITY
 
     s = prediction.summary(prob=prob)
     run_id = next(
@@ -903,9 +899,7 @@ def posterior_table(ds: xr.Dataset, *, prob: float = 0.94) -> dict[str, Any]:
     """
     import arviz_stats as azs
 
-    from bayescale.questions.predict import SAMPLE_DIMS, _check_prob
-
-    _check_prob(prob)
+    check_prob(prob)
     out: dict[str, Any] = {"prob": prob}
     for name, da in ds.data_vars.items():
         sampled = all(d in da.dims for d in SAMPLE_DIMS)

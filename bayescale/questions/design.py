@@ -63,7 +63,7 @@ from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError,
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["METHODS", "Design", "RunPlan", "design", "load_candidates", "plan", "runs_needed"]
 

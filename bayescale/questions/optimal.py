@@ -53,11 +53,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
+from bayescale.core.dims import SAMPLE_DIMS
 from bayescale.core.errors import ConfigError, RunsTableError, did_you_mean
 from bayescale.laws.base import laws_with
 from bayescale.questions.overfit import (
-    SAMPLE_DIMS,
-    check_prob,
     latent_draws,
     pick,
     summarise,
@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["Optimal", "compute_frontier", "optimal"]
 

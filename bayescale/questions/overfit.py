@@ -59,21 +59,21 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
+from bayescale.core.dims import POINT, SAMPLE_DIMS
 from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 from bayescale.laws.base import DataNeed, Params, get_law, laws_with
 
 if TYPE_CHECKING:
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["Overfit", "overfit"]
 
 #: Kaplan et al.'s run-to-run variation of the loss between random seeds (sec. 4.2).
 DEFAULT_EPSILON = 0.02
 #: Dimension of the (N, D) points asked about.
-POINT = "point"
-SAMPLE_DIMS = ("chain", "draw")
 
 
 @dataclass(frozen=True)
@@ -341,7 +341,7 @@ def latent_draws(fit: Fit, group: str | None) -> dict[str, xr.DataArray]:
     """Posterior draws of the law's latents: one group's, or every group's along its dim.
 
     A pooled fit refuses ``group``; a hierarchical fit without ``group`` keeps the group dim
-    on the latents that vary by group (:meth:`bayescale.fitting.pipeline.Fit.latents` asks for one).
+    on the latents that vary by group (:meth:`bayescale.fitting.result.Fit.latents` asks for one).
     """
     if group is not None or fit.pooling is None:
         return fit.latents(group=group)
@@ -351,15 +351,9 @@ def latent_draws(fit: Fit, group: str | None) -> dict[str, xr.DataArray]:
 
 def run_groups(fit: Fit) -> np.ndarray:
     """Group label of each fitted run (hierarchical fits)."""
-    from bayescale.fitting.pipeline import _group_labels
+    from bayescale.runs.table import group_labels
 
-    return np.asarray(_group_labels(fit.runs, fit.meta["groups"]), dtype=str)
-
-
-def check_prob(prob: float) -> None:
-    """Raise :class:`ConfigError` unless ``0 < prob < 1``."""
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    return np.asarray(group_labels(fit.runs, fit.meta["groups"]), dtype=str)
 
 
 def summarise(da: xr.DataArray, prob: float, *, log: bool = False) -> xr.Dataset:

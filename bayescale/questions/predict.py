@@ -31,23 +31,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
+from bayescale.core.checks import check_prob
+from bayescale.core.dims import POINT, SAMPLE_DIMS
+from bayescale.core.errors import ConfigError, did_you_mean
+from bayescale.fitting.quality import residuals, run_log_loss
+from bayescale.laws.base import law_points
 
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["Prediction", "discrepancy", "extrapolation", "predict", "residuals", "run_log_loss"]
 
-#: Dimension of prediction points.
-POINT = "point"
 #: Dimension of the summary that separates the expected and the observed loss.
 QUANTITY = "quantity"
 #: Dimension of :meth:`Prediction.p_below` when several target losses are given.
 TARGET = "target"
-SAMPLE_DIMS = ("chain", "draw")
 _KINDS = ("expected", "observed")
 
 
@@ -120,7 +121,7 @@ class Prediction:
         import arviz_stats as azs
         import xarray as xr
 
-        prob = self.prob if prob is None else _check_prob(prob)
+        prob = self.prob if prob is None else check_prob(prob)
         draws = xr.concat([self.expected, self.observed], dim=QUANTITY).assign_coords(
             {QUANTITY: list(_KINDS)}
         )
@@ -298,10 +299,10 @@ def predict(
     """
     import xarray as xr
 
-    _check_prob(prob)
+    check_prob(prob)
     if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
         raise ConfigError(f"target loss must be positive and finite, got {target_loss}")
-    points = _points(fit, inputs)
+    points = law_points(fit.law, inputs)
     log_curve = fit.expected_log_loss(
         points, group=group, new_group=new_group, offset=offset, seed=seed
     )
@@ -375,9 +376,9 @@ def extrapolation(fit: Fit, inputs: Mapping[str, Any], *, group: str | None = No
 
     runs = fit.runs
     if group is not None and fit.pooling is not None:
-        from bayescale.fitting.pipeline import _group_labels
+        from bayescale.runs.table import group_labels
 
-        runs = runs.isel(run=_group_labels(runs, fit.meta["groups"]) == group)
+        runs = runs.isel(run=group_labels(runs, fit.meta["groups"]) == group)
     out = {}
     for k in fit.law.inputs:
         x = np.log10(np.asarray(inputs[k], dtype=float))
@@ -469,97 +470,6 @@ def _gp_conditional(fit: Fit, z_new: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return mean.reshape(*shape, -1), sd.reshape(*shape, -1)
 
 
-def run_log_loss(fit: Fit) -> xr.DataArray:
-    """Return the law's log loss at each fitted run, with the run's own group and offset level.
-
-    Returns
-    -------
-    xarray.DataArray
-        Natural log of the loss (nats/token), dims ``(chain, draw, run)``.
-    """
-    import xarray as xr
-
-    runs = fit.runs
-    n = fit.n_runs
-    groups: np.ndarray = np.full(n, None, dtype=object)
-    if fit.pooling is not None:
-        from bayescale.fitting.pipeline import _group_labels
-
-        groups = _group_labels(runs, fit.meta["groups"]).astype(object)
-    spec = fit.meta.get("offsets")
-    levels: np.ndarray = np.full(n, None, dtype=object)
-    if spec:
-        levels = np.asarray(runs[spec["dim"]].values, dtype=str).astype(object)
-        # The reference level is offset 0, which is what offset=None predicts.
-        levels[levels == spec["labels"][0]] = None
-    inputs = {k: np.asarray(runs[k].values, dtype=float) for k in fit.law.inputs}
-    post = fit.posterior
-    out = np.empty((post.sizes["chain"], post.sizes["draw"], n))
-    for key in dict.fromkeys(zip(groups, levels, strict=True)):
-        rows = np.flatnonzero([(g, o) == key for g, o in zip(groups, levels, strict=True)])
-        sub = {k: v[rows] for k, v in inputs.items()}
-        out[..., rows] = fit.expected_log_loss(sub, group=key[0], offset=key[1]).values
-    return xr.DataArray(
-        out,
-        dims=(*SAMPLE_DIMS, "run"),
-        coords={"chain": post["chain"], "draw": post["draw"], "run": runs["run"]},
-    )
-
-
-def residuals(fit: Fit) -> xr.DataArray:
-    """Observed minus posterior-mean fitted log loss of each run (relative residual).
-
-    Returns
-    -------
-    xarray.DataArray
-        Dims ``run``; 0.01 means the run's loss is 1 % above the fitted curve.
-    """
-    observed = np.log(np.asarray(fit.runs["loss"].values, dtype=float))
-    fitted = run_log_loss(fit).mean(SAMPLE_DIMS)
-    return (observed - fitted).assign_attrs(units="log loss (relative)")
-
-
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
-def _points(fit: Fit, inputs: Mapping[str, Any] | pd.DataFrame) -> dict[str, np.ndarray]:
-    """Broadcast the law's inputs into flat arrays, one value per point, checked."""
-    import pandas as pd
-
-    law = fit.law
-    if isinstance(inputs, pd.DataFrame):
-        table = {k: inputs[k].to_numpy() for k in law.inputs if k in inputs.columns}
-    else:
-        unknown = [k for k in inputs if k not in law.inputs]
-        if unknown:
-            raise UnknownNameError(
-                f"law {law.name!r} does not take input {unknown[0]!r} (its inputs: "
-                f"{', '.join(law.inputs)})"
-            )
-        table = dict(inputs)
-    missing = [k for k in law.inputs if k not in table]
-    if missing:
-        raise ConfigError(
-            f"law {law.name!r} needs input {missing[0]!r} to predict (its inputs: "
-            f"{', '.join(law.inputs)})"
-        )
-    try:
-        arrays = np.broadcast_arrays(
-            *(np.atleast_1d(np.asarray(table[k], dtype=float)) for k in law.inputs)
-        )
-    except ValueError:
-        sizes = ", ".join(f"{k}: {np.size(table[k])}" for k in law.inputs)
-        raise ConfigError(
-            f"inputs must have one value or the same number of values ({sizes})"
-        ) from None
-    out = {k: a.ravel() for k, a in zip(law.inputs, arrays, strict=True)}
-    for k, a in out.items():
-        if not np.all(np.isfinite(a) & (a > 0)):
-            raise ConfigError(f"input {k!r} must be positive and finite, got {a.tolist()}")
-    return out
-
-
-def _check_prob(prob: float) -> float:
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
-    return float(prob)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
 
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 __all__ = ["compare_fits", "loo", "with_log_likelihood"]
 

@@ -45,6 +45,7 @@ __all__ = [
     "check_enough_points",
     "dataset_info",
     "find_run_id",
+    "group_labels",
     "list_datasets",
     "load_runs",
     "parse_columns",
@@ -1026,3 +1027,24 @@ def check_enough_points(
             f"law {law_name!r} has {n_params} parameters and needs at least {needed} distinct "
             f"{what} points; the runs table has {len(points)}."
         )
+
+
+def group_labels(table: xr.Dataset, columns: Sequence[str]) -> np.ndarray:
+    """One label per run: the group column's value, or the values of several joined by '/'.
+
+    Parameters
+    ----------
+    table : xarray.Dataset
+        Runs as returned by :func:`load_runs`.
+    columns : sequence of str
+        Group columns (stored names); several are crossed into labels ``a/b``.
+
+    Returns
+    -------
+    numpy.ndarray of str
+        One label per run.
+    """
+    values = [np.asarray(table[c].values, dtype=str) for c in columns]
+    if len(values) == 1:
+        return values[0]
+    return np.array(["/".join(parts) for parts in zip(*values, strict=True)])

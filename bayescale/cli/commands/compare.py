@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale compare``."""
     from bayescale.core.errors import ConfigError
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.compare import compare
     from bayescale.runs.table import PF_DAY_FLOPS
 

@@ -184,7 +184,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _extrapolate(args: argparse.Namespace) -> int:
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.laws.base import get_law
     from bayescale.questions.curves import extrapolate, prediction_rows
 
@@ -223,7 +223,7 @@ def _extrapolate(args: argparse.Namespace) -> int:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.curves import predict_runs, prediction_rows
 
     pred = predict_runs(
@@ -235,7 +235,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _minimum(args: argparse.Namespace) -> int:
     from bayescale.core.errors import ConfigError
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.curves import minimum_steps, posterior_table
 
     given = {"B_star": args.b_star, "alpha_B": args.alpha_b}
@@ -257,7 +257,7 @@ def _minimum(args: argparse.Namespace) -> int:
 
 
 def _frontier(args: argparse.Namespace) -> int:
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.curves import compute_efficient, posterior_table
 
     critical = None if args.critical is None else load_fit(args.critical)

@@ -64,7 +64,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale design``."""
     from bayescale.core.errors import ConfigError
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.design import design, load_candidates, plan, runs_needed
     from bayescale.runs.table import PF_DAY_FLOPS, parse_columns
 

@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale optimal``."""
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.optimal import optimal
 
     result = load_fit(args.fit)

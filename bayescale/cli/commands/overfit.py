@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from bayescale.cli.main import fmt, print_json, probability
 
 if TYPE_CHECKING:
-    from bayescale.fitting.pipeline import Fit
+    from bayescale.fitting.result import Fit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,7 +86,7 @@ def group_label(fit: Fit, text: str | None) -> str | None:
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale overfit``."""
     from bayescale.core.errors import ConfigError
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.questions.overfit import overfit
 
     result = load_fit(args.fit)

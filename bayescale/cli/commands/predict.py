@@ -58,7 +58,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale predict``."""
     from bayescale.core.errors import ConfigError
-    from bayescale.fitting.pipeline import load_fit
+    from bayescale.fitting.result import load_fit
     from bayescale.laws.base import INPUT_UNITS
     from bayescale.questions.predict import predict
     from bayescale.runs.table import PF_DAY_FLOPS
