@@ -19,9 +19,9 @@ from conftest import simulate
 import bayescale as bs
 from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, UnknownNameError
-from bayescale.laws.base import evaluate, get_law
+from bayescale.laws.base import evaluate, get_law, law_points
 from bayescale.model.build import discrepancy_distance
-from bayescale.questions.predict import _points, discrepancy, extrapolation, predict, residuals
+from bayescale.questions.predict import discrepancy, extrapolation, predict, residuals
 from bayescale.runs.table import PF_DAY_FLOPS, load_runs
 
 KAPLAN_N = {"alpha_N": 0.076, "N_c": 8.8e13}
@@ -191,7 +191,7 @@ def test_inputs_as_table_and_broadcast(ladder_fit):
     b = predict(ladder_fit, {"N": np.array([1e9, 1e10])}, seed=3)
     np.testing.assert_array_equal(a.observed.values, b.observed.values)
     kaplan = SimpleNamespace(law=get_law("kaplan_nd"))
-    points = _points(kaplan, {"N": [1e9, 1e10, 1e11], "D": 2e10})
+    points = law_points(kaplan.law, {"N": [1e9, 1e10, 1e11], "D": 2e10})
     np.testing.assert_array_equal(points["D"], [2e10] * 3)
 
 
@@ -207,7 +207,7 @@ def test_inputs_as_table_and_broadcast(ladder_fit):
 )
 def test_bad_inputs(inputs, error, match):
     with pytest.raises(error, match=match):
-        _points(SimpleNamespace(law=get_law("kaplan_nd")), inputs)
+        law_points(get_law("kaplan_nd"), inputs)
 
 
 def test_predict_option_errors(ladder_fit):
