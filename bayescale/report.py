@@ -1,7 +1,7 @@
 """One self-contained HTML report of one or more fits.
 
 The report holds, per fit: the data table summary, the parameter table with HDIs and sampler
-diagnostics (warnings in a red box at the top), every figure of :mod:`bayescale.plots.figures` that
+diagnostics (warnings in a red box at the top), every figure of :mod:`bayescale.plots` that
 applies to the fitted law, predictions at the sizes asked for, the overfitting check where the
 law has one and, optionally, a leave-largest-out backtest; with several fits, a PSIS-LOO
 comparison table. Images are PNG data URIs and the page has no script and no external
@@ -9,7 +9,7 @@ reference, so it opens offline and can be mailed as one file. Every piece of use
 text (file names, column names, group labels) goes through :func:`html.escape`.
 
 Figures keep a fixed size however many groups or parameters a fit has: the diagnostic plots
-show the first quantities of :func:`bayescale.plots.figures.diagnostic_params` (population level first;
+show the first quantities of :func:`bayescale.plots.diagnostic_params` (population level first;
 the caption says how many were left out, the parameter table has them all), and each image's
 text alternative names the quantities it shows.
 """
@@ -53,11 +53,11 @@ figcaption{font-size:.9em;color:#444}
 
 def figure_data_uri(fig: Figure) -> str:
     """Return a figure as a ``data:image/png;base64,...`` URI (PNG, 100 dpi)."""
-    from bayescale.plots.figures import _metadata, _style
+    from bayescale.plots.style import file_metadata, style
 
     buf = io.BytesIO()
-    with _style():
-        fig.savefig(buf, format="png", metadata=_metadata("png"))
+    with style():
+        fig.savefig(buf, format="png", metadata=file_metadata("png"))
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -124,11 +124,11 @@ def _diagnostic_figure(
 ) -> None:
     """Add one ArviZ diagnostic plot of at most ``limit`` quantities, naming those shown.
 
-    The quantities are the first of :func:`bayescale.plots.figures.diagnostic_params` (population
+    The quantities are the first of :func:`bayescale.plots.diagnostic_params` (population
     level first); when some are left out the caption says how many, since the parameter
     table above has them all.
     """
-    from bayescale.plots.figures import diagnostic_params
+    from bayescale.plots import diagnostic_params
 
     names = diagnostic_params(fit)
     shown = names[:limit]
@@ -187,7 +187,7 @@ def _params_section(fit: Fit, s: _Section, prob: float) -> None:
 
 
 def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float]]) -> None:
-    from bayescale.plots import figures as plots
+    from bayescale import plots
 
     if fit.meta.get("run_effect"):
         _try_figure(s, lambda: plots.plot_curves(fit), "learning curves and extrapolation bands")
@@ -223,7 +223,7 @@ def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float
 def _predictions_section(
     fit: Fit, s: _Section, N: Sequence[float], C: Sequence[float], prob: float
 ) -> None:
-    from bayescale.plots import figures as plots
+    from bayescale import plots
     from bayescale.questions.predict import predict
 
     inputs = fit.law.inputs
@@ -309,7 +309,7 @@ def _overfit_section(fit: Fit, s: _Section) -> None:
 
 
 def _backtest_section(fit: Fit, s: _Section, prob: float) -> None:
-    from bayescale.plots import figures as plots
+    from bayescale import plots
     from bayescale.questions.backtest import backtest
 
     if fit.meta.get("run_effect"):

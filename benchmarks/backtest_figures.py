@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from common import RESULTS, ROOT
 
-from bayescale.plots.figures import PALETTE, save_figure
+from bayescale.plots import PALETTE, save_figure
 
 OUT = ROOT / "docs" / "figures"
 METHODS = (

@@ -22,7 +22,7 @@ summary of all of them is ``sbc_full.json`` (per configuration: settings, simula
 fits, divergences, both p-values per parameter, verdict, wall time) and the table
 ``sbc_full.md`` (included in docs/validation.md). Configurations never run are listed as
 "not run". ``--figures`` draws ``docs/figures/sbc_<configuration>.png`` from the saved results
-with :func:`bayescale.plots.figures.plot_sbc`.
+with :func:`bayescale.plots.plot_sbc`.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def markdown(entries: Mapping[str, Any]) -> str:
 
 def figures() -> list[Path]:
     """Draw ``docs/figures/sbc_<configuration>.png`` from every saved result."""
-    from bayescale.plots.figures import plot_sbc, save_figure
+    from bayescale.plots import plot_sbc, save_figure
 
     out = []
     for name in configurations():

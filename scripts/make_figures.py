@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 import bayescale as bs
-from bayescale.plots import figures as plots
+from bayescale import plots
 from bayescale.questions.backtest import backtest
 from bayescale.runs.curves import load_curves, thin_curves
 

@@ -24,7 +24,7 @@ from _plot_fits import (
 )
 
 from bayescale.core.errors import ConfigError
-from bayescale.plots import figures as plots
+from bayescale import plots
 
 BASELINE = Path(__file__).parent / "baseline"
 #: RMS difference (0-255 scale) tolerated by the image comparisons: absorbs anti-aliasing

@@ -6,7 +6,7 @@ registry (``ids`` = law names, so a new law is covered as soon as it is register
 pooled, with 2 groups and with 20 groups, and the learning-curve laws (those with a ``step``
 input) also with ``run_id=``; each fit's report must draw every figure that applies to it,
 give every image a text alternative, keep every figure within :data:`MAX_PANELS` panels and
-show the diagnostic quantities that :func:`bayescale.plots.figures.diagnostic_params` ranks first.
+show the diagnostic quantities that :func:`bayescale.plots.diagnostic_params` ranks first.
 
 How the fits are made cheaply. With nutpie, a fit costs mostly the compilation of its model
 graph (measured cold, on 2 busy cores: 13 s for power_n_e over 2 groups, 19 s for Chinchilla
@@ -57,7 +57,7 @@ from bayescale.fitting import samplers as fitting
 from bayescale.laws.base import DataSummary, get_law, list_laws
 from bayescale.model.build import build_model
 from bayescale.model.pooling import transform_of
-from bayescale.plots import figures as plots
+from bayescale import plots
 
 LAWS = list_laws()
 #: Laws of learning curves (a ``step`` input): also fitted per run with ``run_id=``.

@@ -170,7 +170,7 @@ def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
 def test_plot_sbc_draws_every_parameter_and_flags_the_rejected_one(overconfident_sbc):
     from matplotlib.colors import to_hex
 
-    from bayescale.plots.figures import PALETTE, plot_sbc
+    from bayescale.plots import PALETTE, plot_sbc
 
     result = overconfident_sbc
     names = list(result["parameter"].values)

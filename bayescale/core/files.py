@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 _PAUSE_ENV = "_BAYESCALE_TEST_PAUSE"
 
 
-def _pause_point(stage: str) -> None:
+def pause_point(stage: str) -> None:
     """Block forever if ``$_BAYESCALE_TEST_PAUSE`` is ``stage``, after saying so on stderr."""
     if os.environ.get(_PAUSE_ENV) != stage:
         return
@@ -61,7 +61,7 @@ def atomic_file(path: str | os.PathLike[str]) -> Iterator[io.BufferedRandom]:
     try:
         with os.fdopen(fd, "w+b", closefd=False) as handle:
             yield handle
-        _pause_point(f"write:{target.suffix}")
+        pause_point(f"write:{target.suffix}")
         _link_unnamed(fd, target)
     finally:
         os.close(fd)
@@ -129,7 +129,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         tmp.chmod(0o666 & ~umask)
-        _pause_point(f"write:{target.suffix}")
+        pause_point(f"write:{target.suffix}")
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

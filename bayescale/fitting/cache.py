@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from bayescale.core.files import _pause_point, atomic_file
+from bayescale.core.files import atomic_file, pause_point
 from bayescale.core.priors import Prior
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData, build_model, graph_key
@@ -266,7 +266,7 @@ def _compile(
 
     nutpie = import_nutpie()
     model = build_model(law, data, priors=priors, likelihood=likelihood)
-    _pause_point("compile")
+    pause_point("compile")
     compiled = nutpie.compile_pymc_model(model)
     free = free_vars(model)
     names, slices, _ = compiled.shape_info

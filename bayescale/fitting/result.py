@@ -472,7 +472,7 @@ class Fit:
         # their steps differ), and the F test's residuals ignore run offsets.
         if self.meta.get("run_effect"):
             return None
-        from bayescale.questions.backtest import lack_of_fit
+        from bayescale.fitting.quality import lack_of_fit
 
         return lack_of_fit(self).to_dict()
 

@@ -1,4 +1,8 @@
-"""Kaplan's joint law of model size and data, L(N, D) (Kaplan 2020, eq. 1.5)."""
+"""Kaplan's joint law of model size and data, L(N, D) (Kaplan 2020, eq. 1.5).
+
+Also Kaplan's published rule for the data a model needs, ``D >~ KAPLAN_D_COEF * N^KAPLAN_D_EXP``
+(their eq. 4.4), which figures draw beside the fitted one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import numpy as np
 from bayescale.core.priors import Prior
 from bayescale.laws.base import Allocation, Array, DataNeed, Law, Params, register_law
 from bayescale.laws.scales import KAPLAN_EXPONENT, log_l0_prior, softplus
+
+__all__ = ["KAPLAN_D_COEF", "KAPLAN_D_EXP"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -46,6 +52,10 @@ def _kaplan_from_params(p: Mapping, c: Mapping, xp: ModuleType) -> dict:
     t_n = a_n / a_d * (xp.log(p["N_c"]) - c["N"])
     t_d = xp.log(p["D_c"]) - c["D"]
     return {"log_L0": a_d * xp.logaddexp(t_n, t_d), "w": t_n - t_d, "alpha_N": a_n, "alpha_D": a_d}
+
+
+#: Kaplan et al. (2020) eq. 4.4: the data that keeps overfitting below ~2 %, D = 5e3 N^0.74.
+KAPLAN_D_COEF, KAPLAN_D_EXP = 5.0e3, 0.74
 
 
 def _ratio(p: Params) -> Any:

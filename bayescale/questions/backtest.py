@@ -427,7 +427,7 @@ def _held_out(
     by: str,
 ) -> np.ndarray:
     """Sorted positions of the held-out runs, from ``holdout_top`` or ``holdout``."""
-    from bayescale.runs.table import _columns_text, stored_column
+    from bayescale.runs.table import columns_text, stored_column
 
     n = int(table.sizes["run"])
     if (holdout_top is None) == (holdout is None):
@@ -437,7 +437,7 @@ def _held_out(
             numeric = [str(v) for v in table.data_vars if _numeric(table[v])]
             raise RunsTableError(
                 f"cannot rank runs by {by!r}: not a numeric column of the runs table "
-                f"(numeric columns: {_columns_text(numeric)})"
+                f"(numeric columns: {columns_text(numeric)})"
             )
         if not isinstance(holdout_top, int | np.integer) or not 1 <= holdout_top < n:
             raise ConfigError(
@@ -454,7 +454,7 @@ def _held_out(
             if column not in table.data_vars:
                 raise RunsTableError(
                     f"holdout column {name!r} is not in the runs table (columns: "
-                    f"{_columns_text([str(v) for v in table.data_vars])})"
+                    f"{columns_text([str(v) for v in table.data_vars])})"
                 )
             values = table[column].values
             mask &= values == (str(value) if values.dtype.kind in "OUT" else value)

@@ -132,9 +132,9 @@ def load_curves(
             )
     run_id = stored_column(run_id)
     if run_id not in table:
-        from bayescale.runs.table import _missing_column_error
+        from bayescale.runs.table import missing_column_error
 
-        raise _missing_column_error(run_id, list(table.data_vars), needed_by="run_id")
+        raise missing_column_error(run_id, list(table.data_vars), needed_by="run_id")
     ids = _run_id_text(table[run_id].values)
     missing = np.flatnonzero(ids == "")
     if missing.size:

@@ -240,7 +240,8 @@ def _check_mapping(mapping: Mapping[str, str], *, shown: str) -> dict[str, str]:
     return dict(mapping)
 
 
-def _columns_text(columns: Sequence[str]) -> str:
+def columns_text(columns: Sequence[str]) -> str:
+    """Column names for a message: quoted, at most 30, then "and N more"."""
     shown = ", ".join(repr(c) for c in columns[:_MAX_COLUMNS_LISTED])
     extra = len(columns) - _MAX_COLUMNS_LISTED
     return shown + (f" and {extra} more" if extra > 0 else "") if columns else "(none)"
@@ -445,15 +446,19 @@ def _check_values(
             )
 
 
-def _missing_column_error(
+def missing_column_error(
     column: str, available: Sequence[str], *, needed_by: str | None, mapped: bool = False
 ) -> RunsTableError:
+    """Return the error for a column that a law, an option or a mapping needs and the table lacks.
+
+    It names the column, what needs it, the closest available name and how to map one.
+    """
     if mapped:
         close = _closest(column, available)
         hint = f" Did you mean {close!r}?" if close else ""
         return RunsTableError(
             f"the column mapping names column {column!r}, which the runs table does not have."
-            f"{hint} Available columns: {_columns_text(available)}."
+            f"{hint} Available columns: {columns_text(available)}."
         )
     needed = f"needed by {needed_by}" if needed_by else "required"
     close = _closest(column, available)
@@ -461,7 +466,7 @@ def _missing_column_error(
     hint = f" Did you mean {close!r}?" if close else ""
     return RunsTableError(
         f"runs table has no column {column!r} ({needed}).{hint} Available columns: "
-        f"{_columns_text(available)}. Map a column onto it with "
+        f"{columns_text(available)}. Map a column onto it with "
         f"columns={{{column!r}: {example!r}}} (CLI: --columns {column}={example})."
     )
 
@@ -600,7 +605,7 @@ def _map_values(table: _Table, value_map: Mapping[str, Mapping[str, float]]) -> 
         if unknown.size:
             raise RunsTableError(
                 f"value_map for column {column!r} has no number for {labels[unknown[0]]!r} "
-                f"({_rows_text(table, unknown)}); labels mapped: {_columns_text(list(lookup))}"
+                f"({_rows_text(table, unknown)}); labels mapped: {columns_text(list(lookup))}"
             )
         frame[column] = np.array([lookup[label] for label in labels], dtype=np.float64)
     return frame
@@ -626,7 +631,7 @@ def _option_column_error(option: str, column: str, available: Sequence[str]) -> 
     return RunsTableError(
         f"{option} names column {column!r}, which the runs table does not have."
         + (f" Did you mean {close!r}?" if close else "")
-        + f" Available columns: {_columns_text(available)}."
+        + f" Available columns: {columns_text(available)}."
     )
 
 
@@ -828,7 +833,7 @@ def load_runs(
         raise RunsTableError(f"runs table from {table.description} has no rows.")
     if len(set(frame.columns)) != len(frame.columns):
         dupes = sorted({c for c in frame.columns if list(frame.columns).count(c) > 1})
-        raise RunsTableError(f"runs table has duplicate column names: {_columns_text(dupes)}.")
+        raise RunsTableError(f"runs table has duplicate column names: {columns_text(dupes)}.")
     copies_dropped = _check_copies(table, drop_copies)
     frame = table.frame
     for name in frame.columns:
@@ -844,7 +849,7 @@ def load_runs(
     renamed_away = set(mapping.values())
     for canonical, name in mapping.items():
         if name not in frame.columns:
-            raise _missing_column_error(name, available, needed_by=None, mapped=True)
+            raise missing_column_error(name, available, needed_by=None, mapped=True)
         if canonical != name and canonical in frame.columns and canonical not in renamed_away:
             raise RunsTableError(
                 f"cannot map {canonical}={name}: the runs table already has a column "
@@ -868,7 +873,7 @@ def load_runs(
         if group not in frame.columns:
             raise UnknownNameError(
                 f"group column {group!r} is not in the runs table. Available columns: "
-                f"{_columns_text(list(frame.columns))}."
+                f"{columns_text(list(frame.columns))}."
                 + (f" Did you mean {c!r}?" if (c := _closest(group, list(frame.columns))) else "")
             )
 
@@ -878,7 +883,7 @@ def load_runs(
             raise RunsTableError(
                 "last_per_run needs a column identifying each run, and none is named "
                 f"{' or '.join(repr(c) for c in RUN_ID_COLUMNS)}; name it (CLI: --last-per-run "
-                f"COL). Available columns: {_columns_text(list(frame.columns))}."
+                f"COL). Available columns: {columns_text(list(frame.columns))}."
             )
     if last_per_run is not None and last_per_run is not False:
         canonical = {source: c for c, source in mapping.items()}
@@ -895,7 +900,7 @@ def load_runs(
             )
         for needed in ("N", "D"):
             if needed not in numeric:
-                raise _missing_column_error(
+                raise missing_column_error(
                     needed, list(frame.columns), needed_by="derive_compute (C = 6*N*D)"
                 )
         numeric["C"] = 6.0 * numeric["N"] * numeric["D"]
@@ -903,7 +908,7 @@ def load_runs(
 
     for column in required:
         if column not in numeric and column not in frame.columns:
-            raise _missing_column_error(column, list(frame.columns), needed_by=needed_by)
+            raise missing_column_error(column, list(frame.columns), needed_by=needed_by)
 
     for column in CANONICAL:  # fixed order: the first problem reported is predictable
         if column in numeric:
@@ -1018,7 +1023,7 @@ def check_enough_points(
     inputs = _as_names(inputs)
     for column in inputs:
         if column not in runs.data_vars:
-            raise _missing_column_error(column, list(runs.data_vars), needed_by=f"law {law_name!r}")
+            raise missing_column_error(column, list(runs.data_vars), needed_by=f"law {law_name!r}")
     points = pd.DataFrame({c: runs[c].to_numpy() for c in inputs}).drop_duplicates()
     needed = n_params + 1
     if len(points) < needed:
