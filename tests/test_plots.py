@@ -23,8 +23,8 @@ from _plot_fits import (
     power_fit,
 )
 
-from bayescale.core.errors import ConfigError
 from bayescale import plots
+from bayescale.core.errors import ConfigError
 
 BASELINE = Path(__file__).parent / "baseline"
 #: RMS difference (0-255 scale) tolerated by the image comparisons: absorbs anti-aliasing

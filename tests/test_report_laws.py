@@ -51,13 +51,13 @@ from test_report import DATA_URI, _images
 
 import bayescale as bs
 import bayescale.report
+from bayescale import plots
 from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, SamplingWarning
 from bayescale.fitting import samplers as fitting
 from bayescale.laws.base import DataSummary, get_law, list_laws
 from bayescale.model.build import build_model
 from bayescale.model.pooling import transform_of
-from bayescale import plots
 
 LAWS = list_laws()
 #: Laws of learning curves (a ``step`` input): also fitted per run with ``run_id=``.

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from bayescale.fitting.result import Fit
 
-from bayescale.plots.law import law_curve
+from bayescale.plots.law_plot import law_curve
 from bayescale.plots.style import (
     LABELS,
     NAMED_SERIES,
