@@ -23,14 +23,8 @@ from bayescale.cli.main import main
 from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
 from bayescale.laws.base import DataSummary, evaluate, get_law
 from bayescale.laws.learning import frontier_exponents
-from bayescale.questions.curves import (
-    KAPLAN_BCRIT,
-    compute_efficient,
-    extrapolate,
-    minimum_steps,
-    predict_runs,
-    prediction_rows,
-)
+from bayescale.questions.curves import extrapolate, predict_runs, prediction_rows
+from bayescale.questions.efficiency import KAPLAN_BCRIT, compute_efficient, minimum_steps
 from bayescale.runs.curves import load_curves, thin_curves
 
 RUN = "run_name"

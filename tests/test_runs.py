@@ -12,7 +12,8 @@ import pytest
 import xarray as xr
 
 import bayescale
-import bayescale.runs.table as runs_mod
+import bayescale.runs.datasets as datasets_mod
+import bayescale.runs.readers as readers_mod
 from bayescale.core.errors import BayescaleError, RunsTableError, UnknownNameError
 from bayescale.runs.table import (
     CANONICAL,
@@ -50,7 +51,8 @@ def bundled(tmp_path, monkeypatch) -> Path:
         json.dumps({"description": "toy runs", "law": "chinchilla"}), encoding="utf-8"
     )
     make_frame().to_csv(directory / "orphan.csv", index=False)  # no sidecar: not a dataset
-    monkeypatch.setattr(runs_mod, "bundled_dir", lambda: directory)
+    monkeypatch.setattr(datasets_mod, "bundled_dir", lambda: directory)
+    monkeypatch.setattr(readers_mod, "bundled_dir", lambda: directory)
     return directory
 
 
@@ -319,7 +321,7 @@ def test_missing_parquet_engine_hint(tmp_path, monkeypatch):
     def no_engine(path, text):
         raise ImportError("Unable to find a usable engine")
 
-    monkeypatch.setitem(runs_mod._READERS, ".parquet", no_engine)
+    monkeypatch.setitem(readers_mod._READERS, ".parquet", no_engine)
     path = tmp_path / "runs.parquet"
     make_frame().to_parquet(path)
     with pytest.raises(RunsTableError, match=r"pip install 'bayescale\[parquet\]'"):
@@ -382,7 +384,7 @@ def test_unknown_name_lists_bundled(bundled):
 
 
 def test_unknown_name_without_bundled_data(tmp_path, monkeypatch):
-    monkeypatch.setattr(runs_mod, "bundled_dir", lambda: tmp_path / "absent")
+    monkeypatch.setattr(datasets_mod, "bundled_dir", lambda: tmp_path / "absent")
     assert list_datasets() == []
     with pytest.raises(UnknownNameError, match="No bundled datasets are installed"):
         load_runs("toy")
@@ -397,7 +399,7 @@ def test_existing_file_wins_over_bundled_name(bundled, tmp_path, monkeypatch):
 
 def test_bundled_dir_prefers_installed_copy(tmp_path, monkeypatch):
     (tmp_path / "_bundled").mkdir()
-    monkeypatch.setattr(runs_mod.importlib.resources, "files", lambda package: tmp_path)
+    monkeypatch.setattr(datasets_mod.importlib.resources, "files", lambda package: tmp_path)
     assert bundled_dir() == tmp_path / "_bundled"
 
 

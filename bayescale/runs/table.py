@@ -21,13 +21,10 @@ names the column and the (1-based) row so it can be fixed in the file.
 
 from __future__ import annotations
 
-import difflib
-import importlib.resources
 import json
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +32,22 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayescale.core.errors import RunsTableError, UnknownNameError, did_you_mean
+from bayescale.core.errors import RunsTableError, UnknownNameError
+from bayescale.runs.columns import (
+    CANONICAL,
+    RUN_DIM,
+    RUN_ID_COLUMNS,
+    UNITS,
+    check_mapping,
+    closest,
+    columns_text,
+    find_run_id,
+    missing_column_error,
+    parse_columns,
+    stored_column,
+)
+from bayescale.runs.datasets import bundled_dir, dataset_info, list_datasets
+from bayescale.runs.readers import DIR_COLUMN, Table, read_source
 
 __all__ = [
     "CANONICAL",
@@ -53,36 +65,19 @@ __all__ = [
     "stored_column",
 ]
 
-CANONICAL: tuple[str, ...] = ("N", "D", "C", "loss", "step", "batch")
-"""Canonical column names, in the order they appear in a loaded Dataset."""
 
 PF_DAY_FLOPS = 8.64e19
 """FLOPs in one petaflop/s-day: 1e15 FLOP/s × 86 400 s."""
 
-RUN_DIM = "run"
-
-#: Column names taken as the run identifier when none is named, in this order of preference
-#: (``source_file`` is what :func:`load_runs` adds for a directory with one CSV per run).
-RUN_ID_COLUMNS: tuple[str, ...] = ("run", "run_id", "run_name", "name", "source_file")
 
 # Dimension names of fits and predictions. A user column of one of these names is stored under
 # another name (see stored_column), so that a column called "run" never becomes the row
 # dimension's coordinate or a group dimension that shadows it.
-_RESERVED = (RUN_DIM, "chain", "draw", "point")
-_RESERVED_SUFFIX = "_label"
 
 #: Largest plausible loss in nats/token: the loss of a uniform guess over a 256k-token
 #: vocabulary is 12.5 nats, so a larger value is a perplexity, a percentage or a sum.
 MAX_LOSS = 20.0
 
-UNITS: dict[str, str] = {
-    "N": "parameters (non-embedding)",
-    "D": "tokens",
-    "C": "FLOPs",
-    "loss": "nats/token",
-    "step": "optimizer steps",
-    "batch": "tokens per step",
-}
 
 # Columns that can tell two runs apart besides the law's inputs and the groups (a batch-size
 # sweep at fixed N and D is several runs, not duplicates).
@@ -92,285 +87,37 @@ _DEFAULT_INPUTS = ("N", "D", "C")
 _COMPUTE_UNITS = {"flops": 1.0, "pfdays": PF_DAY_FLOPS}
 _COMPUTE_UNIT_SPELLINGS = ("flops", "pf-days", "pfdays", "pf_days")
 
-_DIR_COLUMN = "source_file"
 _MAX_ROWS_LISTED = 5
-_MAX_COLUMNS_LISTED = 30
-_COLUMNS_FORM = (
-    "expected comma-separated CANONICAL=column pairs such as 'N=params,D=tokens', "
-    f"with CANONICAL one of {', '.join(CANONICAL)}"
-)
 
 
 # --------------------------------------------------------------------------------------------
 # bundled datasets
 
 
-def bundled_dir() -> Path:
-    """Return the directory holding the bundled datasets.
-
-    Returns
-    -------
-    pathlib.Path
-        ``bayescale/_bundled`` inside an installed wheel (the build copies the repository's
-        ``data/`` there), else the repository's top-level ``data/`` directory (editable
-        installs and source checkouts).
-    """
-    installed = importlib.resources.files("bayescale") / "_bundled"
-    if installed.is_dir():
-        return Path(str(installed))
-    return Path(__file__).resolve().parents[2] / "data"
-
-
-def list_datasets() -> list[str]:
-    """Return the names of the bundled datasets, sorted.
-
-    A bundled dataset is a ``<name>.csv`` file with a ``<name>.json`` metadata sidecar in
-    :func:`bundled_dir`; a CSV without its sidecar is not listed.
-
-    Returns
-    -------
-    list of str
-        Names usable as ``load_runs(name)`` and ``dataset_info(name)``.
-    """
-    directory = bundled_dir()
-    if not directory.is_dir():
-        return []
-    return sorted(p.stem for p in directory.glob("*.csv") if p.with_suffix(".json").is_file())
-
-
-def _unknown_dataset(name: str, *, as_file: bool) -> UnknownNameError:
-    names = list_datasets()
-    what = "neither an existing file nor a bundled dataset" if as_file else "not a bundled dataset"
-    choices = did_you_mean(name, names) if names else "No bundled datasets are installed."
-    return UnknownNameError(f"{name!r} is {what}. {choices}")
-
-
-def dataset_info(name: str) -> dict[str, Any]:
-    """Return the metadata of a bundled dataset.
-
-    Parameters
-    ----------
-    name : str
-        Dataset name, one of :func:`list_datasets`.
-
-    Returns
-    -------
-    dict
-        The parsed ``<name>.json`` sidecar: description, generating parameters, default law,
-        column descriptions and whatever else its author recorded.
-
-    Raises
-    ------
-    UnknownNameError
-        If ``name`` is not a bundled dataset.
-    RunsTableError
-        If the sidecar is not valid JSON.
-    """
-    if name not in list_datasets():
-        raise _unknown_dataset(name, as_file=False)
-    path = bundled_dir() / f"{name}.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise RunsTableError(f"cannot read metadata of dataset {name!r} ({path}): {err}") from err
-
-
 # --------------------------------------------------------------------------------------------
 # column mapping
-
-
-def parse_columns(spec: str) -> dict[str, str]:
-    """Parse a column mapping written as ``"N=params,D=tokens"``.
-
-    Parameters
-    ----------
-    spec : str
-        Comma-separated ``CANONICAL=column`` pairs; spaces around names are ignored. A source
-        column name may itself contain ``=`` (only the first one splits).
-
-    Returns
-    -------
-    dict of str to str
-        Canonical name to source column name.
-
-    Raises
-    ------
-    RunsTableError
-        If a pair has no ``=``, a side is empty, a canonical name is not in :data:`CANONICAL`
-        or appears twice.
-
-    Examples
-    --------
-    >>> parse_columns("N=params, D=tokens")
-    {'N': 'params', 'D': 'tokens'}
-    """
-    mapping: dict[str, str] = {}
-    for part in spec.split(","):
-        canonical, sep, source = (s.strip() for s in part.partition("="))
-        if not sep or not canonical or not source:
-            raise RunsTableError(f"bad column mapping {spec!r}: part {part!r}; {_COLUMNS_FORM}.")
-        if canonical in mapping:
-            raise RunsTableError(
-                f"bad column mapping {spec!r}: {canonical!r} is mapped twice; {_COLUMNS_FORM}."
-            )
-        mapping[canonical] = source
-    return _check_mapping(mapping, shown=repr(spec))
-
-
-def _check_mapping(mapping: Mapping[str, str], *, shown: str) -> dict[str, str]:
-    for canonical, source in mapping.items():
-        if canonical not in CANONICAL:
-            raise RunsTableError(
-                f"bad column mapping {shown}: {canonical!r} is not a canonical column; "
-                f"{_COLUMNS_FORM}. {did_you_mean(str(canonical), CANONICAL)}"
-            )
-        if not isinstance(source, str) or not source:
-            raise RunsTableError(
-                f"bad column mapping {shown}: {canonical!r} maps to {source!r}, "
-                f"not a column name; {_COLUMNS_FORM}."
-            )
-    targets = list(mapping.values())
-    for source in targets:
-        if targets.count(source) > 1:
-            both = [c for c, s in mapping.items() if s == source]
-            raise RunsTableError(
-                f"bad column mapping {shown}: column {source!r} is mapped to {' and '.join(both)}; "
-                "each source column can feed one canonical column."
-            )
-    return dict(mapping)
-
-
-def columns_text(columns: Sequence[str]) -> str:
-    """Column names for a message: quoted, at most 30, then "and N more"."""
-    shown = ", ".join(repr(c) for c in columns[:_MAX_COLUMNS_LISTED])
-    extra = len(columns) - _MAX_COLUMNS_LISTED
-    return shown + (f" and {extra} more" if extra > 0 else "") if columns else "(none)"
-
-
-def _closest(name: str, columns: Sequence[str]) -> str | None:
-    # Case-insensitive equality first: 'n' for 'N' is the common slip.
-    for column in columns:
-        if column.lower() == name.lower():
-            return column
-    close = difflib.get_close_matches(name.lower(), [c.lower() for c in columns], n=1, cutoff=0.6)
-    if close:
-        return next(c for c in columns if c.lower() == close[0])
-    return None
 
 
 # --------------------------------------------------------------------------------------------
 # reading
 
 
-@dataclass
-class _Table:
-    frame: pd.DataFrame
-    description: str
-    # For a directory of files: (file name, 1-based row in that file) of each row, so that
-    # messages point at the file a user has to open.
-    origin: list[tuple[str, int]] | None = None
-
-
 # Text formats get the group columns read as text, so labels such as "01" or "6e18" survive
 # as written instead of being parsed as numbers first.
-_READERS = {
-    ".csv": lambda p, text: pd.read_csv(p, skipinitialspace=True, dtype=dict.fromkeys(text, str)),
-    ".tsv": lambda p, text: pd.read_csv(p, sep="\t", dtype=dict.fromkeys(text, str)),
-    ".parquet": lambda p, text: pd.read_parquet(p),
-    ".pq": lambda p, text: pd.read_parquet(p),
-    ".jsonl": lambda p, text: pd.read_json(p, lines=True, dtype=dict.fromkeys(text, str)),
-    ".ndjson": lambda p, text: pd.read_json(p, lines=True, dtype=dict.fromkeys(text, str)),
-    ".json": lambda p, text: pd.read_json(p, dtype=dict.fromkeys(text, str)),
-}
-
-
-def _read_file(path: Path, text: Sequence[str] = ()) -> pd.DataFrame:
-    reader = _READERS.get(path.suffix.lower())
-    if reader is None:
-        raise RunsTableError(
-            f"cannot read runs file {str(path)!r}: unsupported extension {path.suffix!r}. "
-            f"Supported: {', '.join(_READERS)}, or a directory of .csv files."
-        )
-    try:
-        frame = reader(path, tuple(text))
-    except ImportError as err:
-        raise RunsTableError(
-            f"cannot read runs file {str(path)!r}: {err}. "
-            "Parquet needs pyarrow: pip install 'bayescale[parquet]'."
-        ) from err
-    except (ValueError, OSError, UnicodeDecodeError) as err:
-        # pandas' parser errors and pyarrow's ArrowInvalid are ValueErrors.
-        reason = str(err).strip() or type(err).__name__
-        raise RunsTableError(f"cannot read runs file {str(path)!r}: {reason}") from err
-    if frame.shape[1] == 1 and path.suffix.lower() in (".csv", ".tsv"):
-        header = str(frame.columns[0])
-        other = next((sep for sep in (";", "\t", "|", ",") if sep in header), None)
-        if other is not None:
-            raise RunsTableError(
-                f"cannot read runs file {str(path)!r}: it has one column {header!r}, which looks "
-                f"separated by {other!r}; .csv files must be comma-separated and .tsv files "
-                "tab-separated."
-            )
-    return frame
-
-
-def _read_directory(directory: Path, text: Sequence[str]) -> _Table:
-    files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
-    if not files:
-        raise RunsTableError(f"directory {str(directory)!r} holds no .csv files to read as runs.")
-    frames: list[pd.DataFrame] = []
-    origin: list[tuple[str, int]] = []
-    for path in files:
-        frame = _read_file(path, text)
-        if _DIR_COLUMN in frame.columns:
-            raise RunsTableError(
-                f"{str(path)!r} has a column {_DIR_COLUMN!r}, which bayescale adds itself when "
-                "reading a directory (it holds each file's stem); rename that column."
-            )
-        frame[_DIR_COLUMN] = path.stem
-        frames.append(frame)
-        origin.extend((path.name, i + 1) for i in range(len(frame)))
-    frames = [f for f in frames if len(f)] or frames[:1]
-    # Files may have different columns (runs logged different metrics): missing cells are NaN.
-    frame = pd.concat(frames, ignore_index=True, sort=False)
-    return _Table(frame, f"directory {str(directory)!r} ({len(files)} .csv files)", origin)
-
-
-def _read_source(source: Any, text: Sequence[str] = ()) -> _Table:
-    if isinstance(source, pd.DataFrame):
-        return _Table(source.reset_index(drop=True), f"DataFrame ({len(source)} rows)")
-    if not isinstance(source, str | os.PathLike):
-        raise TypeError(
-            "source must be a pandas.DataFrame, a path to a runs file or directory, or the name "
-            f"of a bundled dataset; got {type(source).__name__}."
-        )
-    path = Path(source)
-    if path.is_dir():
-        return _read_directory(path, text)
-    if path.is_file():
-        return _Table(_read_file(path, text), f"file {str(path)!r}")
-    text = os.fspath(source)
-    looks_like_name = isinstance(source, str) and "/" not in text and os.sep not in text
-    if looks_like_name and text in list_datasets():
-        csv = bundled_dir() / f"{text}.csv"
-        return _Table(_read_file(csv, text), f"bundled dataset {text!r}")
-    if looks_like_name:
-        raise _unknown_dataset(text, as_file=True)
-    raise RunsTableError(f"runs file {text!r} does not exist.")
 
 
 # --------------------------------------------------------------------------------------------
 # validation helpers
 
 
-def _row(table: _Table, position: int) -> str:
+def _row(table: Table, position: int) -> str:
     if table.origin is None:
         return str(position + 1)
     name, row = table.origin[position]
     return f"{position + 1} ({name} row {row})"
 
 
-def _rows_text(table: _Table, positions: Sequence[int], values: Any = None) -> str:
+def _rows_text(table: Table, positions: Sequence[int], values: Any = None) -> str:
     """Format 0-based ``positions`` as "row 3" / "rows 3, 5 and 2 more", with values if given."""
     positions = list(positions)
     shown = []
@@ -384,7 +131,7 @@ def _rows_text(table: _Table, positions: Sequence[int], values: Any = None) -> s
     return ("row " if len(positions) == 1 else "rows ") + ", ".join(shown) + more
 
 
-def _as_float(table: _Table, column: str) -> np.ndarray:
+def _as_float(table: Table, column: str) -> np.ndarray:
     original = table.frame[column]
     numeric = pd.to_numeric(original, errors="coerce")
     bad = np.flatnonzero(numeric.isna().to_numpy() & original.notna().to_numpy())
@@ -419,7 +166,7 @@ def _plain_values(values: np.ndarray) -> list[float]:
 
 
 def _check_values(
-    table: _Table, column: str, values: np.ndarray, max_loss: float = MAX_LOSS
+    table: Table, column: str, values: np.ndarray, max_loss: float = MAX_LOSS
 ) -> None:
     # Every canonical column is a size, a count or a loss: zero or negative is a data error, and
     # the laws take logarithms of them.
@@ -446,79 +193,9 @@ def _check_values(
             )
 
 
-def missing_column_error(
-    column: str, available: Sequence[str], *, needed_by: str | None, mapped: bool = False
-) -> RunsTableError:
-    """Return the error for a column that a law, an option or a mapping needs and the table lacks.
-
-    It names the column, what needs it, the closest available name and how to map one.
-    """
-    if mapped:
-        close = _closest(column, available)
-        hint = f" Did you mean {close!r}?" if close else ""
-        return RunsTableError(
-            f"the column mapping names column {column!r}, which the runs table does not have."
-            f"{hint} Available columns: {columns_text(available)}."
-        )
-    needed = f"needed by {needed_by}" if needed_by else "required"
-    close = _closest(column, available)
-    example = close or "<name>"
-    hint = f" Did you mean {close!r}?" if close else ""
-    return RunsTableError(
-        f"runs table has no column {column!r} ({needed}).{hint} Available columns: "
-        f"{columns_text(available)}. Map a column onto it with "
-        f"columns={{{column!r}: {example!r}}} (CLI: --columns {column}={example})."
-    )
-
-
 def _as_names(names: Sequence[str] | str) -> tuple[str, ...]:
     # A bare string would otherwise be iterated character by character.
     return (names,) if isinstance(names, str) else tuple(names)
-
-
-def stored_column(name: str) -> str:
-    """Return the name under which a loaded table stores the user's column ``name``.
-
-    Columns named like a dimension of a fit (``run``, ``chain``, ``draw``, ``point``) get the
-    suffix ``_label`` (``run`` becomes ``run_label``); every other name is kept. Options that
-    name columns (groups, run ids, offsets) are translated with this function, so users always
-    write their own column names.
-
-    Parameters
-    ----------
-    name : str
-        A column name as written in the user's table.
-
-    Returns
-    -------
-    str
-        The variable name in the :class:`xarray.Dataset` returned by :func:`load_runs`.
-    """
-    return f"{name}{_RESERVED_SUFFIX}" if name in _RESERVED else name
-
-
-def find_run_id(columns: Sequence[str]) -> str | None:
-    """Return the column of ``columns`` that identifies runs, by name, or None.
-
-    The first of :data:`RUN_ID_COLUMNS` present is taken, compared either as written in the
-    user's table or as stored by :func:`load_runs` (``run`` is stored as ``run_label``).
-
-    Parameters
-    ----------
-    columns : sequence of str
-        Column names of a table.
-
-    Returns
-    -------
-    str or None
-        The matching name as it appears in ``columns``.
-    """
-    present = set(columns)
-    for name in RUN_ID_COLUMNS:
-        for candidate in (name, stored_column(name)):
-            if candidate in present:
-                return candidate
-    return None
 
 
 def _compute_factor(compute_unit: str) -> float:
@@ -548,7 +225,7 @@ def _extra_values(series: pd.Series) -> np.ndarray:
 # readers for tables whose facts live in file names, labels and logged checkpoints
 
 
-def _file_fields(table: _Table, source: Any, pattern: str) -> pd.DataFrame:
+def _file_fields(table: Table, source: Any, pattern: str) -> pd.DataFrame:
     """Add a text column per named group of ``pattern``, searched in each row's file stem."""
     try:
         regex = re.compile(pattern)
@@ -561,7 +238,7 @@ def _file_fields(table: _Table, source: Any, pattern: str) -> pd.DataFrame:
         )
     frame = table.frame.copy()
     if table.origin is not None:
-        stems = frame[_DIR_COLUMN].astype(str).to_numpy()
+        stems = frame[DIR_COLUMN].astype(str).to_numpy()
     elif isinstance(source, str | os.PathLike) and Path(source).is_file():
         stems = np.full(len(frame), Path(source).stem, dtype=object)
     else:
@@ -593,7 +270,7 @@ def _file_fields(table: _Table, source: Any, pattern: str) -> pd.DataFrame:
     return frame
 
 
-def _map_values(table: _Table, value_map: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
+def _map_values(table: Table, value_map: Mapping[str, Mapping[str, float]]) -> pd.DataFrame:
     """Replace the text labels of columns by numbers (e.g. a size label by a parameter count)."""
     frame = table.frame.copy()
     for column, mapping in value_map.items():
@@ -627,7 +304,7 @@ def _storable_name(column: str, taken: set[str]) -> str:
 
 
 def _option_column_error(option: str, column: str, available: Sequence[str]) -> RunsTableError:
-    close = _closest(column, available)
+    close = closest(column, available)
     return RunsTableError(
         f"{option} names column {column!r}, which the runs table does not have."
         + (f" Did you mean {close!r}?" if close else "")
@@ -635,7 +312,7 @@ def _option_column_error(option: str, column: str, available: Sequence[str]) -> 
     )
 
 
-def _keep_last_rows(table: _Table, by: Sequence[str]) -> pd.DataFrame:
+def _keep_last_rows(table: Table, by: Sequence[str]) -> pd.DataFrame:
     """Keep each run's final checkpoint: the row with the largest step among rows with a loss.
 
     Rows without a loss (evaluations logged at other steps) are skipped, unless a run has no
@@ -659,7 +336,7 @@ def _keep_last_rows(table: _Table, by: Sequence[str]) -> pd.DataFrame:
     return _keep_rows(table, np.sort(sorted_rows[last]))
 
 
-def _keep_rows(table: _Table, keep: np.ndarray) -> pd.DataFrame:
+def _keep_rows(table: Table, keep: np.ndarray) -> pd.DataFrame:
     """Reduce ``table`` to the rows ``keep`` (0-based positions, in order)."""
     # Keep pointing messages at rows of the file a user has to open, not of the reduced table.
     origin = table.origin or [("input", i + 1) for i in range(len(table.frame))]
@@ -668,7 +345,7 @@ def _keep_rows(table: _Table, keep: np.ndarray) -> pd.DataFrame:
     return table.frame
 
 
-def _check_copies(table: _Table, drop: bool) -> int:
+def _check_copies(table: Table, drop: bool) -> int:
     """Refuse (or with ``drop``, remove) rows identical in every column; return how many went.
 
     A row that repeats another in every column is an accidental second export, not a second
@@ -814,14 +491,14 @@ def load_runs(
     mapping = (
         parse_columns(columns)
         if isinstance(columns, str)
-        else _check_mapping(columns or {}, shown=repr(dict(columns or {})))
+        else check_mapping(columns or {}, shown=repr(dict(columns or {})))
     )
     required = tuple(dict.fromkeys([*_as_names(required), "loss"]))
     groups = tuple(dict.fromkeys(_as_names(groups)))
 
     needed_by = f"law {law_name!r}" if law_name else None
 
-    table = _read_source(source, groups)
+    table = read_source(source, groups)
     frame = table.frame.copy()
     frame.columns = [str(c) for c in frame.columns]
     table.frame = frame
@@ -874,7 +551,7 @@ def load_runs(
             raise UnknownNameError(
                 f"group column {group!r} is not in the runs table. Available columns: "
                 f"{columns_text(list(frame.columns))}."
-                + (f" Did you mean {c!r}?" if (c := _closest(group, list(frame.columns))) else "")
+                + (f" Did you mean {c!r}?" if (c := closest(group, list(frame.columns))) else "")
             )
 
     if last_per_run is True:

@@ -236,7 +236,8 @@ def _runs(args: argparse.Namespace) -> int:
 def _minimum(args: argparse.Namespace) -> int:
     from bayescale.core.errors import ConfigError
     from bayescale.fitting.result import load_fit
-    from bayescale.questions.curves import minimum_steps, posterior_table
+    from bayescale.questions.curves import posterior_table
+    from bayescale.questions.efficiency import minimum_steps
 
     given = {"B_star": args.b_star, "alpha_B": args.alpha_b}
     if args.critical is not None and any(v is not None for v in given.values()):
@@ -258,7 +259,8 @@ def _minimum(args: argparse.Namespace) -> int:
 
 def _frontier(args: argparse.Namespace) -> int:
     from bayescale.fitting.result import load_fit
-    from bayescale.questions.curves import compute_efficient, posterior_table
+    from bayescale.questions.curves import posterior_table
+    from bayescale.questions.efficiency import compute_efficient
 
     critical = None if args.critical is None else load_fit(args.critical)
     result = compute_efficient(load_fit(args.fit), args.compute, critical=critical)
