@@ -9,8 +9,8 @@ project as in ``benchmarks/README.md``); otherwise its rows say "not installed".
 ``benchmarks/results/backtest_real_<table>.json`` and prints one line per split and method.
 
 Every table is read through the ordinary runs API (``bayescale.runs.table.load_runs`` via
-:func:`bayescale.questions.backtest.backtest`); the only preprocessing is the user's own unit work in
-pandas, stated below. Each split is fitted on the kept runs and scored on the held-out ones
+:func:`bayescale.questions.backtest.backtest`); the only preprocessing is the user's own unit work
+in pandas, stated below. Each split is fitted on the kept runs and scored on the held-out ones
 (94 % observed-loss interval: coverage, width, interval score, log score) by
 
 * ``bayescale``: the default model, and ``bayescale+distance`` with
@@ -23,8 +23,8 @@ pandas, stated below. Each split is fitted on the kept runs and scored on the he
   ``chinchilla`` and ``power_d_e``, ``kaplan-joint-power`` for ``kaplan_nd``), its
   wild-bootstrap ``new-run`` predictive draws (one training run per row).
 
-Baselines are scored from their draws by :func:`bayescale.questions.backtest.score_draws` (HDI, width,
-interval score, and a log score from a kernel density of the draws).
+Baselines are scored from their draws by :func:`bayescale.questions.backtest.score_draws` (HDI,
+width, interval score, and a log score from a kernel density of the draws).
 
 Tables:
 

@@ -2,8 +2,8 @@
 
 Every dataset is a runs table ``data/<name>.csv`` plus a metadata sidecar ``data/<name>.json``
 recording the exact generating law, parameters, noise level and seed. Losses are computed with
-:func:`bayescale.laws.base.evaluate` (the same code the fits use) and multiplied by log-normal noise:
-``loss = L_true * exp(sd * z)`` with ``z ~ Normal(0, 1)``, i.e. Gaussian noise of standard
+:func:`bayescale.laws.base.evaluate` (the same code the fits use) and multiplied by log-normal
+noise: ``loss = L_true * exp(sd * z)`` with ``z ~ Normal(0, 1)``, i.e. Gaussian noise of standard
 deviation ``sd`` on the natural log of the loss. The noise of row ``i`` (in file order) is the
 ``i``-th draw of ``numpy.random.default_rng(seed).normal(0, sd)``, so the sidecar's law, params,
 seed and sd determine every loss (up to its rounding to 6 decimals).

@@ -361,7 +361,8 @@ def test_fit_with_runs_round_trips(recovered, tmp_path):
 
 
 def test_predict_new_run_includes_run_offsets(recovered):
-    """bayescale.questions.predict at (N, step) is the loss of a new run: its observed band includes the
+    """bayescale.questions.predict at (N, step) is the loss of a new run: its observed band
+    includes the
     run-offset scale, so it is wider than the point-to-point noise alone allows."""
     from bayescale.questions.predict import predict
 

@@ -1,1 +1,1 @@
-"""The ``bayescale`` command line: ``main`` (entry point), shared options, one module per command in ``commands``."""
+"""The ``bayescale`` command line: the entry point ``main`` and one module per command."""

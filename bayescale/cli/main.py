@@ -138,7 +138,7 @@ def add_table_options(parser: argparse.ArgumentParser) -> None:
 
 
 def table_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments of :func:`bayescale.runs.table.load_runs` from :func:`add_table_options`."""
+    """Return the ``load_runs`` keyword arguments given by :func:`add_table_options`."""
     options = {
         "columns": args.columns,
         "compute_unit": args.compute_unit,

@@ -1,1 +1,1 @@
-"""Foundations every stage uses: errors, dimension names, argument checks, priors, NumPy statistics and atomic file writes."""
+"""Foundations of every stage: errors, dims, argument checks, priors, statistics, file writes."""

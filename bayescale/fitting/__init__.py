@@ -1,4 +1,4 @@
-"""Fitting: the pipeline, samplers, the exact path, the compiled-model cache, the Fit and its file format, batches of fits."""
+"""Fitting: pipeline, samplers, exact path, model cache, the Fit and its file format, batches."""
 
 from bayescale.core.lazy import lazy_exports
 

@@ -19,8 +19,8 @@ content, which is checked before anything in them is used, and the loaded code i
 on the new data before sampling; a damaged, truncated or incompatible entry is ignored and
 replaced, never fatal.
 
-Entries are written atomically (see :func:`bayescale.core.files.atomic_file`), so processes compiling
-the same model at once each write a complete entry and the last one wins, and (on Linux) a
+Entries are written atomically (see :func:`bayescale.core.files.atomic_file`), so processes
+compiling the same model at once each write a complete entry and the last one wins, and (on Linux) a
 process killed while writing leaves no partial or temporary file.
 
 Location: ``$BAYESCALE_CACHE_DIR`` if set (``none`` disables the disk cache), else

@@ -294,7 +294,8 @@ def fit_least_squares(
     seed : int
         Seed of the resampling.
     **load_kwargs
-        Other options of :func:`bayescale.runs.table.load_runs` (``compute_unit``, ``value_map``...).
+        Other options of :func:`bayescale.runs.table.load_runs` (``compute_unit``,
+        ``value_map``...).
 
     Returns
     -------
@@ -395,8 +396,8 @@ def start_grid(law: Law, summary: DataSummary, *, data: Any = None) -> list[np.n
     A product grid over quantiles of each latent's default prior (:data:`GRID_LEVELS`), which
     scale to the data through ``summary``; with more latents than a three-level grid allows
     within :data:`MAX_GRID` points, two levels plus the all-median point. The law's first guess
-    from the data (:attr:`bayescale.laws.base.Law.guess`), if it has one and ``data`` is given, comes
-    first.
+    from the data (:attr:`bayescale.laws.base.Law.guess`), if it has one and ``data`` is given,
+    comes first.
 
     Parameters
     ----------

@@ -1,4 +1,4 @@
-"""Single-input power laws L(X), with and without an irreducible loss (Kaplan 2020, eqs. 1.1-1.3)."""
+"""Single-input power laws L(X), with and without an irreducible loss (Kaplan 2020, 1.1-1.3)."""
 
 from __future__ import annotations
 

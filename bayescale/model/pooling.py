@@ -16,8 +16,9 @@ group's own runs pin its value down better than the population spread does, and 
 :math:`\varepsilon_g \sim \mathcal{N}(0, 1)`) where they do not: the non-centred form removes
 the funnel between :math:`\tau` and the group values when the likelihood is weak (few or noisy
 runs, or groups that barely differ), but creates one when it is strong (Betancourt & Girolami
-2015; Papaspiliopoulos et al. 2007). :func:`bayescale.model.centring.pilot_centring` makes the choice from cheap
-per-group MAP fits; users can force either form per latent. Both forms are one expression,
+2015; Papaspiliopoulos et al. 2007). :func:`bayescale.model.centring.pilot_centring` makes the
+choice from cheap per-group MAP fits; users can force either form per latent. Both forms are one
+expression,
 
 .. math::
 
@@ -163,9 +164,9 @@ def population_priors(prior: Prior, latent: str) -> tuple[Prior, Prior]:
 def choose_centred(counts: np.ndarray, n_varying: int) -> np.ndarray:
     """Centre a group when it has more runs than the latents that vary by group.
 
-    The fallback from group sizes alone, used when :func:`~bayescale.model.centring.pilot_centring` cannot run (it needs
-    the law and data); a group with fewer runs than that leans on the population, a funnel in
-    the centred form.
+    The fallback from group sizes alone, used when :func:`~bayescale.model.centring.pilot_centring`
+    cannot run (it needs the law and data); a group with fewer runs than that leans on the
+    population, a funnel in the centred form.
     """
     return np.asarray(counts) > n_varying
 

@@ -38,7 +38,8 @@ def plot_sbc(
     Parameters
     ----------
     result : xarray.Dataset
-        Output of :func:`bayescale.calibration.sbc.sbc` (or :func:`~bayescale.calibration.sbc.load_sbc`).
+        Output of :func:`bayescale.calibration.sbc.sbc` (or
+        :func:`~bayescale.calibration.sbc.load_sbc`).
     parameters : sequence of str, optional
         Parameters to draw, in order (default all).
     prob : float, default 0.95

@@ -1,1 +1,1 @@
-"""Questions asked of a fit: predictions, overfitting, compute-optimal allocation, comparisons, backtests, learning curves, experiment design."""
+"""Questions asked of a fit: predictions, overfitting, allocation, comparisons, backtests, design."""

@@ -26,8 +26,8 @@ or ``C``), predict the held-out runs, and score the predictions the way they wil
 table ships itself, such as a benchmark's own train/test column.
 
 **Other methods.** ``method=`` fits a baseline (e.g.
-:func:`bayescale.fitting.leastsq.fit_least_squares`) on the same kept runs instead of the Bayesian fit;
-its observed-loss predictive draws at the held-out runs are scored by :func:`score_draws` with
+:func:`bayescale.fitting.leastsq.fit_least_squares`) on the same kept runs instead of the Bayesian
+fit; its observed-loss predictive draws at the held-out runs are scored by :func:`score_draws` with
 the same HDI, width and interval score, and a log score from a Normal fitted to the draws of log
 loss, so methods are compared on one scale.
 
@@ -177,8 +177,8 @@ class Backtest:
     prob : float
         Probability of the predictive intervals.
     fit : Fit or object
-        The law fitted to the kept runs: a :class:`~bayescale.fitting.result.Fit`, or what ``method``
-        returned.
+        The law fitted to the kept runs: a :class:`~bayescale.fitting.result.Fit`, or what
+        ``method`` returned.
     held_out : pandas.DataFrame
         One row per held-out run (index: its run number in the table): inputs, ``loss``
         (observed), ``loss_mean``, ``lo`` and ``hi`` (observed-loss HDI), ``inside``,

@@ -312,8 +312,8 @@ def predict(
     rng = np.random.default_rng([seed, 1])  # a stream apart from the new-group draws
     sigma = post["sigma"]
     if "tau_run" in post:
-        # Learning-curve fits (bayescale.questions.curves): a new run also draws its own offset, whose
-        # variance includes that of the runs' average (the fitted offsets sum to zero).
+        # Learning-curve fits (bayescale.questions.curves): a new run also draws its own offset,
+        # whose variance includes that of the runs' average (the fitted offsets sum to zero).
         n_runs = len(fit.meta["run_effect"]["labels"])
         sigma = np.sqrt(sigma**2 + post["tau_run"] ** 2 * (1 + 1 / n_runs))
     disc_mean, disc_sd = discrepancy(fit, points)

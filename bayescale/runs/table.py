@@ -417,7 +417,8 @@ def load_runs(
         Accept replicates: rows that share the law's inputs, group labels, ``step`` and
         ``batch`` but differ elsewhere (reruns with another seed, typically in the loss). They
         are the direct evidence of seed-to-seed noise and feed the noise model and the
-        lack-of-fit check (:func:`bayescale.questions.backtest.lack_of_fit`). False makes them an error.
+        lack-of-fit check (:func:`bayescale.questions.backtest.lack_of_fit`). False makes them an
+        error.
     drop_copies : bool, default False
         Rows identical in every column are copies (an accidental double export), an error by
         default; True keeps the first of each and records how many went in the attribute
