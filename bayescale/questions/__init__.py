@@ -1,1 +1,1 @@
-"""Questions asked of a fit: predictions, overfitting, allocation, comparisons, backtests, design."""
+"""Questions asked of a fit: predictions, overfitting, allocation, backtests, design, curves."""
