@@ -21,6 +21,7 @@ _EXPORTS = {
     "get_law": "bayescale.laws.base",
     "list_laws": "bayescale.laws.base",
     "register_law": "bayescale.laws.base",
+    "unregister_law": "bayescale.laws.base",
     "laws_with": "bayescale.laws.base",
     "Allocation": "bayescale.laws.base",
     "DataNeed": "bayescale.laws.base",

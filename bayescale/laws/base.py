@@ -58,6 +58,7 @@ __all__ = [
     "laws_with",
     "list_laws",
     "register_law",
+    "unregister_law",
 ]
 
 #: Units of each input and paper parameter, used in summaries, reports and plots.
@@ -276,6 +277,11 @@ def register_law(law: Law) -> Law:
     """Add ``law`` to the registry (replacing one of the same name) and return it."""
     _REGISTRY[law.name] = law
     return law
+
+
+def unregister_law(name: str) -> None:
+    """Remove the law called ``name`` from the registry (a no-op if there is none)."""
+    _REGISTRY.pop(name, None)
 
 
 def get_law(name: str | Law) -> Law:
