@@ -395,6 +395,46 @@ class Fit:
             dens = xr.apply_ufunc(stats.norm.logpdf, y, mu, post["sigma"])
         return dens.transpose("chain", "draw", "run").rename("log_loss")
 
+    def group_label(self, spec: str | None) -> str | None:
+        """Return the group named by ``"COL=VALUE"`` (the CLI's ``--group``), checked.
+
+        Parameters
+        ----------
+        spec : str or None
+            ``"family=small"``: the fit's group column and one of its labels; None for none.
+
+        Returns
+        -------
+        str or None
+            The label, to pass as ``group=`` to the questions.
+
+        Raises
+        ------
+        ConfigError
+            If ``spec`` is not ``COL=VALUE``, the fit has no groups, ``COL`` is not its group
+            column, or ``VALUE`` is not one of its groups.
+        """
+        if spec is None:
+            return None
+        column, sep, label = (part.strip() for part in spec.partition("="))
+        if not sep or not column or not label:
+            raise ConfigError(f"--group expects COL=VALUE, got {spec!r}")
+        pooling = self.pooling
+        if pooling is None:
+            raise ConfigError("this fit has no groups; drop --group")
+        if column != pooling.dim:
+            raise ConfigError(
+                f"this fit is grouped by {pooling.dim!r}, not {column!r}; "
+                f"use --group {pooling.dim}=VALUE"
+            )
+        if label not in pooling.labels:
+            raise ConfigError(
+                f"no group {label!r} in column {column!r}. Valid choices: "
+                + ", ".join(map(str, pooling.labels))
+                + "."
+            )
+        return label
+
     def replicate_sets(self) -> np.ndarray:
         """Give each set of replicate runs (same inputs, groups and offset level) a number.
 

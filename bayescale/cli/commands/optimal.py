@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.commands.overfit import add_group_option, group_label
+from bayescale.cli.commands.overfit import add_group_option
 from bayescale.cli.main import fmt, print_json, probability
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         args.C,
         prob=args.prob,
         compute_unit=args.compute_unit,
-        group=group_label(result, args.group),
+        group=result.group_label(args.group),
     ).to_dict()
     if args.json:
         print_json(doc)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from bayescale.cli.main import fmt, print_json, probability
 
 if TYPE_CHECKING:
-    from bayescale.fitting.result import Fit
+    pass
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,26 +63,6 @@ def add_group_option(p: argparse.ArgumentParser) -> None:
     )
 
 
-def group_label(fit: Fit, text: str | None) -> str | None:
-    """Return the group label of ``--group COL=VALUE``, checked against the fit's group column."""
-    from bayescale.core.errors import ConfigError
-
-    if text is None:
-        return None
-    column, sep, label = text.partition("=")
-    if not sep or not column.strip() or not label.strip():
-        raise ConfigError(f"--group expects COL=VALUE, got {text!r}")
-    pooling = fit.pooling
-    if pooling is None:
-        raise ConfigError("this fit has no groups; drop --group")
-    if column.strip() != pooling.dim:
-        raise ConfigError(
-            f"this fit is grouped by {pooling.dim!r}, not {column.strip()!r}; "
-            f"use --group {pooling.dim}=VALUE"
-        )
-    return label.strip()
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale overfit``."""
     from bayescale.core.errors import ConfigError
@@ -106,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         epsilon=args.epsilon,
         inputs=inputs,
         prob=args.prob,
-        group=group_label(result, args.group),
+        group=result.group_label(args.group),
         reference_N=args.reference_N,
     )
     doc = check.to_dict()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.commands.overfit import group_label
 from bayescale.cli.main import fmt, print_json, probability
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
@@ -70,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         needed = " and ".join(f"--{k}" for k in result.law.inputs)
         raise ConfigError(f"give the point(s) to predict with {needed}")
-    group = group_label(result, args.group)
+    group = result.group_label(args.group)
     pred = predict(
         result,
         inputs,
