@@ -12,6 +12,11 @@ line is the posterior mean. Axes are log-log with engineering tick labels (``1 G
 colours are the Okabe-Ito palette, which stays distinguishable under the common forms of colour
 blindness.
 
+Figures stay readable however many parameters and groups a fit has: the diagnostic plots show
+at most :data:`MAX_PAIR_PARAMS` (pair plot) or :data:`MAX_PANEL_PARAMS` (rank and prior-posterior
+plots) scalar quantities, chosen by :func:`diagnostic_params` (population level first, never
+one panel per group), and legends name groups or runs only while each has a colour of its own.
+
 The figures:
 
 =========================  =============================================  ==================
@@ -56,6 +61,7 @@ __all__ = [
     "coverage",
     "curve_bands",
     "diagnostic_draws",
+    "diagnostic_params",
     "fan",
     "frontier",
     "group_curves",
@@ -86,6 +92,9 @@ PALETTE = (
     "#56B4E9",
     "#F0E442",
 )
+#: Most groups or runs named in a legend: as many as there are colours for them (PALETTE minus
+#: black), since past that the colours repeat and a name no longer identifies one series.
+NAMED_SERIES = len(PALETTE) - 1
 #: Probabilities of the drawn bands: 50 % (dark) and 94 % (light), ArviZ's default.
 PROBS = (0.5, 0.94)
 #: Axis labels of the canonical columns, with units.
@@ -100,6 +109,11 @@ LABELS = {
 #: Kaplan et al. (2020) eq. 4.4: the data that keeps overfitting below ~2 %, D = 5e3 N^0.74.
 KAPLAN_D_COEF, KAPLAN_D_EXP = 5.0e3, 0.74
 SAMPLE_DIMS = ("chain", "draw")
+#: Most quantities in a pair plot. Its grid is n x n panels: 6 gives 36, inside ArviZ's default
+#: limit of 40 subplots (``rcParams["plot.max_subplots"]``) and about what stays legible.
+MAX_PAIR_PARAMS = 6
+#: Most quantities (one panel each) in rank and prior-posterior plots: a 4 x 4 grid.
+MAX_PANEL_PARAMS = 16
 #: Fixed rendering settings so that figures (and the image tests' baselines) are reproducible.
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -535,6 +549,9 @@ def group_curves(
 def plot_groups(fit: Fit, *, ax: Axes | None = None, **options: Any) -> Figure:
     """Plot each group's runs and law in its own colour, and the new-group band in grey.
 
+    The legend names the groups while each has a colour of its own (at most
+    :data:`NAMED_SERIES`); with more, colours repeat and one entry stands for all their runs.
+
     Parameters
     ----------
     fit : Fit
@@ -560,7 +577,9 @@ def plot_groups(fit: Fit, *, ax: Axes | None = None, **options: Any) -> Figure:
         new = data.sel(group="new group")
         _draw_bands(ax, x, new["band"].isel(prob=[0]), "0.5", label="new group")
         ax.plot(x, new["median"].values, color="0.35", lw=1.2, ls="--", label="new group median")
-        for i, g in enumerate(labels[:-1]):
+        groups = labels[:-1]
+        named = len(groups) <= NAMED_SERIES
+        for i, g in enumerate(groups):
             colour = PALETTE[1 + i % (len(PALETTE) - 1)]
             one = data.sel(group=g)
             _draw_bands(ax, x, one["band"].isel(prob=[-1]), colour, label="_group")
@@ -574,11 +593,12 @@ def plot_groups(fit: Fit, *, ax: Axes | None = None, **options: Any) -> Figure:
                 mec="black",
                 mew=0.4,
                 ms=4,
-                label=g,
+                label=g if named else (f"runs of the {len(groups)} groups" if i == 0 else None),
             )
         ax.set_xlabel(LABELS.get(name, name))
         ax.set_ylabel(LABELS["loss"])
-        ax.set_title(f"{fit.law.name} by {data.attrs['group_dim']}")
+        n = len(groups)
+        ax.set_title(f"{fit.law.name} by {data.attrs['group_dim']} ({n} group{'s' * (n != 1)})")
         _log_axes(ax)
         # Group labels are user text: matplotlib draws them as text, never as markup (mathtext
         # is only parsed between $...$, which the legend escapes below).
@@ -942,7 +962,7 @@ def plot_curves(
                 ".",
                 color=colour,
                 ms=4,
-                label=r if len(labels) <= 6 else None,
+                label=r if len(labels) <= NAMED_SERIES else None,
             )
             if later is not None:
                 late = later[later[run_id].astype(str) == r]
@@ -959,7 +979,66 @@ def plot_curves(
 # --------------------------------------------------------------------------------------------
 # 7. Posterior diagnostics (arviz-plots)
 # --------------------------------------------------------------------------------------------
-def diagnostic_draws(fit: Fit, var_names: Sequence[str] | None = None) -> xr.DataTree:
+def diagnostic_params(fit: Fit, *, limit: int | None = None) -> list[str]:
+    """Return the scalar quantities the diagnostic plots show, the most important first.
+
+    In order:
+
+    1. the law's paper parameters that are one number for the whole fit: all of them in a
+       pooled fit, the shared ones (such as Chinchilla's ``E``) in a hierarchical one;
+    2. the population locations ``mu_*`` of the parameters that vary by group: for one pooled
+       on the log scale its geometric mean ``mu_<param>`` (in the parameter's units) rather
+       than ``mu_log_<param>``, the same quantity, and else the location of its latent;
+    3. the noise scale ``sigma`` (of the log loss);
+    4. the population scales ``tau_*`` (and ``tau_run``, the run-offset scale of curve fits).
+
+    Values per group are never included: one panel per group and parameter does not scale
+    (a 20-group Chinchilla fit has 80 of them) and the summary table lists them all. Nor are
+    constant quantities or those with non-finite draws, which have no distribution to draw.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law.
+    limit : int, optional
+        Keep only the first ``limit`` names.
+
+    Returns
+    -------
+    list of str
+        Names of posterior variables with dims ``(chain, draw)``.
+
+    Raises
+    ------
+    ConfigError
+        If ``limit`` is not a whole number >= 1.
+    """
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ConfigError(f"limit must be a whole number >= 1, got {limit!r}")
+    post = fit.posterior
+    reported = fit.reported
+    locations = [
+        n
+        for n in reported
+        if n.startswith("mu_")
+        and not (n.startswith("mu_log_") and f"mu_{n.removeprefix('mu_log_')}" in post)
+    ]
+    scales = [n for n in reported if n.startswith("tau_")]
+    names = [*fit.law.params, *locations, "sigma", *scales]
+    names = [n for n in dict.fromkeys(names) if n in post and post[n].dims == SAMPLE_DIMS]
+    return _plottable(post, names)[:limit]
+
+
+def _plottable(post: xr.Dataset, names: Sequence[str]) -> list[str]:
+    """Return the names of variables in ``post`` whose draws are finite and not all equal."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        # The std of draws that overflowed to inf is nan, so those fail the test too.
+        return [n for n in dict.fromkeys(names) if n in post and float(post[n].std()) > 0]
+
+
+def diagnostic_draws(
+    fit: Fit, var_names: Sequence[str] | None = None, *, limit: int | None = None
+) -> xr.DataTree:
     """Return the posterior (and prior, if drawn) of the law's parameters and the noise.
 
     Parameters
@@ -967,8 +1046,10 @@ def diagnostic_draws(fit: Fit, var_names: Sequence[str] | None = None) -> xr.Dat
     fit : Fit
         A fitted law.
     var_names : sequence of str, optional
-        Quantities to keep (default the law's scalar parameters, ``sigma`` and, for
-        hierarchical fits, the population locations ``mu_*`` and scales ``tau_*``).
+        Quantities to keep (default :func:`diagnostic_params`: the scalar parameters,
+        population locations and scales, and ``sigma``).
+    limit : int, optional
+        With the default quantities, keep the first ``limit`` (see :func:`diagnostic_params`).
 
     Returns
     -------
@@ -979,14 +1060,9 @@ def diagnostic_draws(fit: Fit, var_names: Sequence[str] | None = None) -> xr.Dat
 
     post = fit.posterior
     if var_names is None:
-        # Scalars only: a pair plot over every group's copy of each parameter is unreadable,
-        # so hierarchical fits show the population location and scale instead.
-        names = [*fit.law.params, "sigma", *(n for n in fit.reported if n[:3] in ("mu_", "tau"))]
-        names = [n for n in names if n in post and post[n].dims == SAMPLE_DIMS]
+        names = diagnostic_params(fit, limit=limit)
     else:
-        names = list(var_names)
-    with np.errstate(over="ignore", invalid="ignore"):
-        names = [n for n in dict.fromkeys(names) if n in post and float(post[n].std()) > 0]
+        names = _plottable(post, list(var_names))
     groups = {"posterior": post[names]}
     if "sample_stats" in fit.tree.children:
         groups["sample_stats"] = fit.tree["sample_stats"].to_dataset()
@@ -994,6 +1070,20 @@ def diagnostic_draws(fit: Fit, var_names: Sequence[str] | None = None) -> xr.Dat
         prior = fit.tree["prior"].to_dataset()
         groups["prior"] = prior[[n for n in names if n in prior]]
     return xr.DataTree.from_dict(groups)
+
+
+def _diagnostic_tree(
+    fit: Fit, var_names: Sequence[str] | None, limit: int, what: str
+) -> xr.DataTree:
+    """Draws of at most ``limit`` quantities for one diagnostic plot (``what`` names it)."""
+    if var_names is not None and len(var_names) > limit:
+        raise ConfigError(
+            f"a {what} shows at most {limit} quantities, got {len(var_names)} var_names"
+        )
+    tree = diagnostic_draws(fit, var_names, limit=limit)
+    if not tree["posterior"].data_vars:
+        raise ConfigError(f"no quantity of this fit has finite, varying draws for a {what}")
+    return tree
 
 
 def _arviz_figure(plot: Any, tree: xr.DataTree, **kwargs: Any) -> Figure:
@@ -1008,27 +1098,85 @@ def _arviz_figure(plot: Any, tree: xr.DataTree, **kwargs: Any) -> Figure:
     return fig
 
 
-def plot_pair(fit: Fit, **kwargs: Any) -> Figure:
-    """Pair plot of the law's exponents and scales (:func:`arviz_plots.plot_pair`)."""
-    return _arviz_figure(_azp("plot_pair"), diagnostic_draws(fit), **kwargs)
+def plot_pair(fit: Fit, *, var_names: Sequence[str] | None = None, **kwargs: Any) -> Figure:
+    """Pair plot of the law's exponents and scales (:func:`arviz_plots.plot_pair`).
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law.
+    var_names : sequence of str, optional
+        At most :data:`MAX_PAIR_PARAMS` quantities (default the first of
+        :func:`diagnostic_params`).
+    **kwargs
+        Passed to :func:`arviz_plots.plot_pair`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    tree = _diagnostic_tree(fit, var_names, MAX_PAIR_PARAMS, "pair plot")
+    return _arviz_figure(_azp("plot_pair"), tree, **kwargs)
 
 
-def plot_rank(fit: Fit, **kwargs: Any) -> Figure:
-    """Rank plots of each chain (:func:`arviz_plots.plot_rank`): flat when chains agree."""
-    return _arviz_figure(_azp("plot_rank"), diagnostic_draws(fit), **kwargs)
+def plot_rank(fit: Fit, *, var_names: Sequence[str] | None = None, **kwargs: Any) -> Figure:
+    """Rank plots of each chain (:func:`arviz_plots.plot_rank`): flat when chains agree.
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law with at least two chains.
+    var_names : sequence of str, optional
+        At most :data:`MAX_PANEL_PARAMS` quantities, one panel each (default the first of
+        :func:`diagnostic_params`).
+    **kwargs
+        Passed to :func:`arviz_plots.plot_rank`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ConfigError
+        If the fit has one chain: ranks compare chains with each other.
+    """
+    if fit.posterior.sizes["chain"] < 2:
+        raise ConfigError("rank plots compare chains; this fit has one (refit with chains=2)")
+    tree = _diagnostic_tree(fit, var_names, MAX_PANEL_PARAMS, "rank plot")
+    return _arviz_figure(_azp("plot_rank"), tree, **kwargs)
 
 
-def plot_prior_posterior(fit: Fit, **kwargs: Any) -> Figure:
+def plot_prior_posterior(
+    fit: Fit, *, var_names: Sequence[str] | None = None, **kwargs: Any
+) -> Figure:
     """Prior against posterior densities (:func:`arviz_plots.plot_prior_posterior`).
+
+    Parameters
+    ----------
+    fit : Fit
+        A fitted law with prior draws.
+    var_names : sequence of str, optional
+        At most :data:`MAX_PANEL_PARAMS` quantities, one panel each (default the first of
+        :func:`diagnostic_params`).
+    **kwargs
+        Passed to :func:`arviz_plots.plot_prior_posterior`.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
 
     Raises
     ------
     ConfigError
         If the fit has no prior draws (fit with ``prior_draws=``).
     """
-    tree = diagnostic_draws(fit)
-    if "prior" not in tree.children or not tree["prior"].data_vars:
-        raise ConfigError("this fit has no prior draws; refit with prior_draws=500")
+    no_prior = ConfigError("this fit has no prior draws; refit with prior_draws=500")
+    if "prior" not in fit.tree.children:
+        raise no_prior
+    tree = _diagnostic_tree(fit, var_names, MAX_PANEL_PARAMS, "prior-posterior plot")
+    if not tree["prior"].data_vars:
+        raise no_prior
     return _arviz_figure(_azp("plot_prior_posterior"), tree, **kwargs)
 
 

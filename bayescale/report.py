@@ -7,6 +7,11 @@ law has one and, optionally, a leave-largest-out backtest; with several fits, a 
 comparison table. Images are PNG data URIs and the page has no script and no external
 reference, so it opens offline and can be mailed as one file. Every piece of user-supplied
 text (file names, column names, group labels) goes through :func:`html.escape`.
+
+Figures keep a fixed size however many groups or parameters a fit has: the diagnostic plots
+show the first quantities of :func:`bayescale.plots.diagnostic_params` (population level first;
+the caption says how many were left out, the parameter table has them all), and each image's
+text alternative names the quantities it shows.
 """
 
 from __future__ import annotations
@@ -96,19 +101,41 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[Any]], *, names: int =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
-def _figure(fig: Figure, caption: str) -> str:
+def _figure(fig: Figure, caption: str, alt: str | None = None) -> str:
+    """Return a ``<figure>``: the image, its text alternative (default the caption), caption."""
     return (
-        f'<figure><img alt="{_e(caption)}" src="{figure_data_uri(fig)}">'
+        f'<figure><img alt="{_e(alt or caption)}" src="{figure_data_uri(fig)}">'
         f"<figcaption>{_e(caption)}</figcaption></figure>"
     )
 
 
-def _try_figure(section: _Section, make: Callable[[], Figure], caption: str) -> None:
+def _try_figure(
+    section: _Section, make: Callable[[], Figure], caption: str, alt: str | None = None
+) -> None:
     """Add a figure; a figure that does not apply to this fit becomes a note instead."""
     try:
-        section.add(_figure(make(), caption))
+        section.add(_figure(make(), caption, alt))
     except BayescaleError as exc:
         section.add(f'<p class="note">{_e(caption)}: not drawn ({_e(exc)})</p>')
+
+
+def _diagnostic_figure(
+    section: _Section, fit: Fit, plot: Callable[..., Figure], limit: int, caption: str
+) -> None:
+    """Add one ArviZ diagnostic plot of at most ``limit`` quantities, naming those shown.
+
+    The quantities are the first of :func:`bayescale.plots.diagnostic_params` (population
+    level first); when some are left out the caption says how many, since the parameter
+    table above has them all.
+    """
+    from bayescale.plots import diagnostic_params
+
+    names = diagnostic_params(fit)
+    shown = names[:limit]
+    alt = f"{caption}: {', '.join(shown)}" if shown else caption
+    if len(shown) < len(names):
+        caption += f"; {len(shown)} of {len(names)} quantities, the population level first"
+    _try_figure(section, lambda: plot(fit, var_names=shown or None), caption, alt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,10 +208,16 @@ def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float
         if set(fit.law.inputs) == {"N", "D"}:
             _try_figure(s, lambda: plots.plot_overfit_map(fit), "overfitting penalty over (N, D)")
             _try_figure(s, lambda: plots.plot_frontier(fit), "compute-optimal frontier")
-    _try_figure(s, lambda: plots.plot_rank(fit), "rank plots (flat when the chains agree)")
-    _try_figure(s, lambda: plots.plot_pair(fit), "pair plot of the parameters")
+    diagnostics = [
+        (plots.plot_rank, plots.MAX_PANEL_PARAMS, "rank plots (flat when the chains agree)"),
+        (plots.plot_pair, plots.MAX_PAIR_PARAMS, "pair plot of the parameters"),
+    ]
     if "prior" in fit.tree.children:
-        _try_figure(s, lambda: plots.plot_prior_posterior(fit), "prior against posterior")
+        diagnostics.append(
+            (plots.plot_prior_posterior, plots.MAX_PANEL_PARAMS, "prior against posterior")
+        )
+    for plot, limit, caption in diagnostics:
+        _diagnostic_figure(s, fit, plot, limit, caption)
 
 
 def _predictions_section(
