@@ -322,6 +322,7 @@ def simulate_and_rank(spec: Mapping[str, Any], index: int) -> xr.Dataset:
     import xarray as xr
 
     from bayescale.fitting import fit
+    from bayescale.runs import load_runs
 
     law = get_law(spec["law"])
     rng = np.random.default_rng([int(spec["seed"]), int(index)])
@@ -341,9 +342,17 @@ def simulate_and_rank(spec: Mapping[str, Any], index: int) -> xr.Dataset:
         noise = rng.standard_t(truth["nu"], n_runs)
     with np.errstate(over="ignore"):
         loss = np.exp(law.log_loss(z_run, u, np) + truth["sigma"] * noise)
-    table = pd.DataFrame(inputs | {"loss": loss})
+    frame = pd.DataFrame(inputs | {"loss": loss})
     if pooling is not None:
-        table[GROUP] = _labels(groups, n_runs)
+        frame[GROUP] = _labels(groups, n_runs)
+    # A prior draw may put the loss anywhere; the plausibility limit on the loss (20 nats) is
+    # there to catch another metric in a user's table, not to censor the prior.
+    table = load_runs(
+        frame,
+        required=(*law.inputs, "loss"),
+        groups=[GROUP] if pooling is not None else [],
+        max_loss=np.inf,
+    )
 
     kwargs = {
         "priors": fit_priors,
