@@ -9,18 +9,95 @@ truth comes back":
   1e17-1e22 FLOPs);
 * the loss is ``evaluate(law, params, inputs) * exp(Normal(0, noise_sd))``, which is exactly
   the models' likelihood (Normal on log loss with scatter ``sigma = noise_sd``).
+
+Two things every test file takes from here rather than spelling out:
+
+* **Seeds.** Statistical tests (marker ``statistical``) take every seed, of simulated data and
+  of fits, through :func:`seeded` (the helpers here do so themselves), so one variable,
+  ``BAYESCALE_TEST_SEED``, moves them all: ``benchmarks/seed_sweep.py`` reruns those tests
+  over many values to measure how often each passes. Unset (0), the seeds are the literal ones.
+* **The public tables.** Tests reading ``../shared/data`` are marked :data:`needs_shared_data`:
+  they skip, naming the folder, where it is absent (a fresh clone elsewhere); ``.ci/run``
+  refuses to start without it, so CI never skips them.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from bayescale.laws.base import evaluate, get_law
 from bayescale.runs.table import PF_DAY_FLOPS
+
+#: Root of the repository (the parent of ``tests/``).
+ROOT = Path(__file__).resolve().parents[1]
+#: The public tables (OLMo ladder, Gemstones, Revisiting-NSL): ``<repo>/../shared/data``, or
+#: the folder named by ``BAYESCALE_SHARED_DATA`` (which ``.ci/run`` checks the same way).
+SHARED_DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA") or ROOT.parent / "shared" / "data")
+#: Mark of the tests that read :data:`SHARED_DATA`: skipped, with the folder named, without it.
+needs_shared_data = pytest.mark.skipif(
+    not SHARED_DATA.is_dir(),
+    reason=f"needs the public tables in {SHARED_DATA}, which is absent "
+    "(set BAYESCALE_SHARED_DATA to their folder)",
+)
+
+#: Offset of every test seed, from ``BAYESCALE_TEST_SEED`` (default 0: the seeds as written).
+SEED_OFFSET = int(os.environ.get("BAYESCALE_TEST_SEED") or 0)
+#: Seeds of one sweep value are ``seed + 100_000 * value``: apart from every other value's,
+#: since the tests' literal seeds stay below 100_000.
+_SEED_STRIDE = 100_000
+#: Largest distance of a truth from its posterior mean, in posterior sds, that
+#: :func:`far_from_truth` accepts. A calibrated, near-normal posterior puts a fixed truth that
+#: far out with probability 6e-5, so a check of ten quantities fails by chance once in ~1600
+#: seeds; a real bias (wrong centring, units, a dropped term) misses by tens of sds.
+Z_MAX = 4.0
+
+
+def seeded(seed: int) -> int:
+    """``seed`` moved by ``BAYESCALE_TEST_SEED`` (unchanged when it is unset or 0)."""
+    return seed + _SEED_STRIDE * SEED_OFFSET
+
+
+def rng(seed: int) -> np.random.Generator:
+    """``numpy.random.default_rng`` of :func:`seeded` ``(seed)``."""
+    return np.random.default_rng(seeded(seed))
+
+
+def _draws(posterior: xr.Dataset, key: str) -> np.ndarray:
+    """Draws of ``name`` or of one element ``name[label]`` (a summary-table row name)."""
+    name, _, label = key.partition("[")
+    values = posterior[name]
+    if label:
+        (dim,) = [d for d in values.dims if d not in ("chain", "draw")]
+        values = values.sel({dim: label.rstrip("]")})
+    return np.asarray(values.values, dtype=float).ravel()
+
+
+def far_from_truth(
+    posterior: xr.Dataset, truth: Mapping[str, float], *, z_max: float = Z_MAX
+) -> dict[str, float]:
+    """Truths more than ``z_max`` posterior sds from the posterior mean, with their distance.
+
+    Positive quantities (scales, exponents, noise sds) are compared in log space, where their
+    posteriors are close to normal; ``truth`` keys are variable names or summary-row names
+    such as ``"alpha_N[g0]"``. An empty result means every truth was recovered.
+    """
+    out = {}
+    for key, value in truth.items():
+        draws = _draws(posterior, key)
+        if value > 0 and np.all(draws > 0):
+            draws, value = np.log(draws), np.log(value)
+        z = abs(float(draws.mean()) - value) / float(draws.std())
+        if not z <= z_max:
+            out[key] = round(z, 2)
+    return out
+
 
 #: Log-uniform input ranges (canonical units) used by :func:`design`.
 RANGES: dict[str, tuple[float, float]] = {
@@ -77,11 +154,11 @@ def true_params(law: str) -> dict[str, float]:
 
 def design(law: str, n_runs: int, seed: int) -> dict[str, np.ndarray]:
     """Log-uniform inputs for ``law`` over :data:`RANGES` (one array per law input)."""
-    rng = np.random.default_rng(seed)
+    generator = rng(seed)
     out = {}
     for name in get_law(law).inputs:
         low, high = CHINCHILLA_N_RANGE if (law == "chinchilla" and name == "N") else RANGES[name]
-        out[name] = np.exp(rng.uniform(np.log(low), np.log(high), size=n_runs))
+        out[name] = np.exp(generator.uniform(np.log(low), np.log(high), size=n_runs))
     return out
 
 
@@ -105,12 +182,11 @@ def simulate(
     noise_sd : float
         Scatter of the log loss (0.01 = 1 % of the loss).
     seed : int
-        Seed of the noise.
+        Seed of the noise (moved by :func:`seeded`).
     """
-    rng = np.random.default_rng(seed)
     frame = pd.DataFrame({k: np.asarray(v, dtype=float) for k, v in inputs.items()})
     clean = evaluate(law, params, {k: frame[k].to_numpy() for k in frame.columns})
-    frame["loss"] = clean * np.exp(rng.normal(0.0, noise_sd, size=len(frame)))
+    frame["loss"] = clean * np.exp(rng(seed).normal(0.0, noise_sd, size=len(frame)))
     return frame
 
 

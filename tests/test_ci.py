@@ -1,5 +1,6 @@
 """The CI entry point must run the README's test command and fail when pytest collects nothing."""
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -38,3 +39,39 @@ def test_make_fails_when_pytest_collects_no_tests(tmp_path):
     assert result.returncode != 0
     assert "no tests ran" in result.stdout + result.stderr
     assert "Error 5" in result.stderr
+
+
+def run_ci(workdir: Path, shared: Path, make_exit: int) -> subprocess.CompletedProcess:
+    """``.ci/run`` with ``make`` replaced by a stub that records its arguments in
+    ``workdir/make.args`` and exits ``make_exit``, the public tables looked for in ``shared``."""
+    stub = workdir / "bin"
+    stub.mkdir(parents=True)
+    (stub / "make").write_text(f'#!/bin/sh\necho "$@" > "{workdir}/make.args"\nexit {make_exit}\n')
+    (stub / "make").chmod(0o755)
+    env = os.environ | {"PATH": f"{stub}:{os.environ['PATH']}"}
+    env["BAYESCALE_SHARED_DATA"] = str(shared)
+    return subprocess.run(
+        ["bash", str(ROOT / ".ci" / "run")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_ci_refuses_to_run_without_the_public_tables(tmp_path):
+    # Without the check the real-data tests would skip and CI would pass without them.
+    missing = tmp_path / "no-shared" / "data"
+    result = run_ci(tmp_path, missing, make_exit=0)
+    assert result.returncode == 1
+    assert str(missing) in result.stderr and "missing" in result.stderr
+    assert not (tmp_path / "make.args").exists()  # make test never started
+
+
+def test_ci_runs_make_test_and_fails_with_it(tmp_path):
+    shared = tmp_path / "data"
+    shared.mkdir()
+    assert run_ci(tmp_path / "passing", shared, make_exit=0).returncode == 0
+    assert (tmp_path / "passing" / "make.args").read_text().split() == ["test"]
+    assert run_ci(tmp_path / "failing", shared, make_exit=2).returncode == 2

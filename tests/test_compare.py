@@ -15,6 +15,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from conftest import far_from_truth, rng, seeded
 
 import bayescale as bs
 from bayescale.cli.main import main
@@ -37,39 +39,52 @@ def arm_params(alpha: float) -> dict[str, float]:
 
 
 def two_arm_runs(params: dict[str, dict[str, float]], seed: int, noise: float = 0.01):
-    rng = np.random.default_rng(seed)
+    generator = rng(seed)
     frames = []
     for arm, p in params.items():
-        N = np.geomspace(1e6, 1e9, N_PER_ARM) * np.exp(rng.uniform(-0.1, 0.1, N_PER_ARM))
-        loss = evaluate("power_n", p, {"N": N}) * np.exp(rng.normal(0, noise, N_PER_ARM))
+        N = np.geomspace(1e6, 1e9, N_PER_ARM) * np.exp(generator.uniform(-0.1, 0.1, N_PER_ARM))
+        loss = evaluate("power_n", p, {"N": N}) * np.exp(generator.normal(0, noise, N_PER_ARM))
         frames.append(pd.DataFrame({"N": N, "loss": loss, "arch": arm}))
     return pd.concat(frames, ignore_index=True)
 
 
+#: True parameters of the two crossing arms.
+CROSSING = {arm: arm_params(a) for arm, a in EXPONENTS.items()}
+
+
 @pytest.fixture(scope="module")
 def crossing_fit():
-    runs = two_arm_runs({arm: arm_params(a) for arm, a in EXPONENTS.items()}, seed=1)
-    return bs.fit(runs, "power_n", groups="arch", pool=UNPOOLED, draws=500, tune=500, chains=4)
+    runs = two_arm_runs(CROSSING, seed=1)
+    return bs.fit(
+        runs, "power_n", groups="arch", pool=UNPOOLED, draws=500, tune=500, chains=4, seed=seeded(0)
+    )
 
 
 @pytest.fixture(scope="module")
 def crossing(crossing_fit):
-    # 99% intervals: several truths are checked against one simulated data set, and the
-    # calibration of the probabilities themselves is tested separately below.
     return compare(crossing_fit, arm="arch", at={"N": [1e11, 1e7]}, prob=0.99)
+
+
+def true_diff(truth: dict[str, dict[str, float]], n: float) -> float:
+    """loss(A) - loss(B) at ``n`` parameters under the true parameters of the two arms."""
+    a, b = (evaluate("power_n", truth[arm], {"N": n}) for arm in ("A", "B"))
+    return float(a - b)
 
 
 # --------------------------------------------------------------------------------------------
 # Crossover, P(a better), exponent differences on two arms with a known crossover.
 
 
+@pytest.mark.statistical
 def test_crossover_posterior_contains_the_true_crossover(crossing_fit, crossing):
     doc = crossing.to_dict()
     row = doc["pairs"][0]
     assert (row["a"], row["b"]) == ("A", "B")
     assert row["p_crossover"] > 0.95
     cross = row["crossover"]
-    assert cross["lo"] <= CROSS_N <= cross["hi"]
+    draws = crossing.crossover.isel(pair=0, point=0).values.ravel()
+    finite = xr.Dataset({"crossover": ("draw", draws[np.isfinite(draws)])})
+    assert not far_from_truth(finite, {"crossover": CROSS_N})
     # Informative although the crossover lies beyond the data: the interval spans < 2 decades.
     assert cross["hi"] / cross["lo"] < 100
     assert doc["along"] == "N"
@@ -78,21 +93,26 @@ def test_crossover_posterior_contains_the_true_crossover(crossing_fit, crossing)
     assert lo == float(crossing_fit.runs["N"].min()) and hi == pytest.approx(1e12)
 
 
+@pytest.mark.statistical
 def test_p_better_flips_across_the_crossover(crossing):
     beyond, before = crossing.to_dict()["pairs"]
     assert beyond["N"] == 1e11 and before["N"] == 1e7
     # Above the crossover the steep arm (B) wins; below it the flat one (A) does.
     assert beyond["p_a_better"] < 0.03 < 0.97 < before["p_a_better"]
+    draws = xr.Dataset(
+        {
+            "beyond": crossing.diff.isel(pair=0, point=0),
+            "before": crossing.diff.isel(pair=0, point=1),
+            "alpha_N": crossing.exponents["alpha_N"].isel(pair=0),
+        }
+    )
     truth = {
-        n: evaluate("power_n", arm_params(EXPONENTS["A"]), {"N": n})
-        - evaluate("power_n", arm_params(EXPONENTS["B"]), {"N": n})
-        for n in (1e11, 1e7)
+        "beyond": true_diff(CROSSING, 1e11),
+        "before": true_diff(CROSSING, 1e7),
+        "alpha_N": EXPONENTS["A"] - EXPONENTS["B"],
     }
-    for row in (beyond, before):
-        assert row["diff_lo"] <= truth[row["N"]] <= row["diff_hi"]
-    exp = beyond["exponents"]["alpha_N"]
-    assert exp["diff_lo"] <= EXPONENTS["A"] - EXPONENTS["B"] <= exp["diff_hi"]
-    assert exp["p_a_larger"] < 0.03
+    assert not far_from_truth(draws, truth)
+    assert beyond["exponents"]["alpha_N"]["p_a_larger"] < 0.03
 
 
 def test_differences_pair_the_same_draws(crossing_fit, crossing):
@@ -131,6 +151,7 @@ def test_first_crossing_interpolates_and_reports_absence():
 # Joint draws versus subtracting independent fits.
 
 
+@pytest.mark.statistical
 def test_joint_difference_is_narrower_than_subtracting_independent_fits():
     """Arms sharing an exponent: the joint fit cancels its uncertainty, separate fits cannot."""
     truth = {"A": {"alpha_N": 0.076, "N_c": 8.8e13}, "B": {"alpha_N": 0.076, "N_c": 5e13}}
@@ -143,12 +164,13 @@ def test_joint_difference_is_narrower_than_subtracting_independent_fits():
         draws=500,
         tune=500,
         chains=2,
-        seed=2,
+        seed=seeded(2),
     )
     target = {"N": 1e12}
-    row = compare(joint, at=target).to_dict()["pairs"][0]
-    diff = evaluate("power_n", truth["A"], target) - evaluate("power_n", truth["B"], target)
-    assert row["diff_lo"] <= diff <= row["diff_hi"]
+    joint_diff = compare(joint, at=target)
+    row = joint_diff.to_dict()["pairs"][0]
+    draws = xr.Dataset({"diff": joint_diff.diff.isel(pair=0, point=0)})
+    assert not far_from_truth(draws, {"diff": true_diff(truth, target["N"])})
     assert row["p_a_better"] < 0.03  # A has the larger N_c: higher loss everywhere
     assert row["crossover"] is None  # parallel in log-log: they never cross
     # Distinct seeds: the exact sampler's draws with one seed share their random numbers, which
@@ -160,7 +182,7 @@ def test_joint_difference_is_narrower_than_subtracting_independent_fits():
             sampler="exact",
             draws=1000,
             chains=2,
-            seed=3 + i,
+            seed=seeded(3 + i),
         )
         for i, arm in enumerate(truth)
     }
@@ -195,12 +217,14 @@ def simulate_from_prior(rng):
     return pd.concat(frames, ignore_index=True), at_target["A"] < at_target["B"]
 
 
+@pytest.mark.statistical
 def test_p_a_better_is_calibrated_at_three_levels():
     """Among simulations where P(A better) is low, middling or high, A is better that often.
 
     True parameters are drawn from the exact priors of the fit, so the posterior probability
     is calibrated: in each bin the frequency of "A truly better" must match the mean predicted
-    probability within 3 binomial standard errors (sum of p(1-p) over the bin).
+    probability within 4 binomial standard errors (sum of p(1-p) over the bin): 6e-5 per bin
+    by chance, where 3 failed one seed in 120 over the three bins.
     """
     reps = 200
     probs, truths, divergences = [], [], 0
@@ -208,7 +232,7 @@ def test_p_a_better_is_calibrated_at_three_levels():
         # 250 draws per chain keep 200 fits fast; R-hat noise at this size is not the subject.
         warnings.simplefilter("ignore", SamplingWarning)
         for rep in range(reps):
-            runs, a_better = simulate_from_prior(np.random.default_rng(5000 + rep))
+            runs, a_better = simulate_from_prior(rng(5000 + rep))
             fitted = bs.fit(
                 runs,
                 "power_n",
@@ -218,7 +242,7 @@ def test_p_a_better_is_calibrated_at_three_levels():
                 draws=250,
                 tune=300,
                 chains=2,
-                seed=rep,
+                seed=seeded(rep),
             )
             divergences += fitted.diagnostics.divergences
             probs.append(float(compare(fitted, at={"N": CAL_TARGET}).p_a_better[0, 0]))
@@ -231,7 +255,7 @@ def test_p_a_better_is_calibrated_at_three_levels():
         assert n >= 30, (lo, hi, n)  # each level is actually exercised
         p = probs[inside]
         se = np.sqrt(np.sum(p * (1 - p))) / n
-        assert abs(truths[inside].mean() - p.mean()) <= 3 * se + 1e-9, (lo, hi, n)
+        assert abs(truths[inside].mean() - p.mean()) <= 4 * se + 1e-9, (lo, hi, n)
 
 
 # --------------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import simulate, simulate_law, true_params
+from conftest import rng, seeded, simulate, simulate_law, true_params
 from scipy import stats
 
 import bayescale as bs
@@ -41,12 +41,13 @@ def _model_data(runs, law: str) -> ModelData:
 def nuts_and_exact(request):
     law = request.param
     runs = simulate_law(law, n_runs=N_RUNS, noise_sd=0.02, seed=SEED)
-    nuts = bs.fit(runs, law, draws=DRAWS, tune=1000, chains=CHAINS, seed=SEED)
+    nuts = bs.fit(runs, law, draws=DRAWS, tune=1000, chains=CHAINS, seed=seeded(SEED))
     # The oracle uses the priors the NUTS fit stored: the same posterior, two ways.
     exact = exact_posterior(nuts.law, _model_data(runs, law), nuts.priors)
     return law, runs, nuts, exact.moments()
 
 
+@pytest.mark.statistical
 def test_nuts_matches_exact_posterior(nuts_and_exact):
     law, _, nuts, moments = nuts_and_exact
     names = [*nuts.law.latents, "sigma"]
@@ -63,9 +64,10 @@ def test_nuts_matches_exact_posterior(nuts_and_exact):
         assert table.loc[name, "sd"] == pytest.approx(sd, rel=0.10), f"{law} {name} sd"
 
 
+@pytest.mark.statistical
 def test_exact_sampler_draws_match_moments(nuts_and_exact):
     law, runs, nuts, moments = nuts_and_exact
-    fitted = bs.fit(runs, law, sampler="exact", draws=DRAWS, chains=CHAINS, seed=SEED)
+    fitted = bs.fit(runs, law, sampler="exact", draws=DRAWS, chains=CHAINS, seed=seeded(SEED))
     assert fitted.priors == nuts.priors
     assert fitted.settings["sampler"] == "exact"
     assert fitted.diagnostics.divergences == 0
@@ -178,6 +180,7 @@ SIGMA_PRIORS = {
 }
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("sigma_prior", list(SIGMA_PRIORS), ids=list(SIGMA_PRIORS))
 def test_three_runs_prior_dominated(sigma_prior):
     """Three nearly collinear runs over a factor 2 in N: the exponent is mostly prior and the
@@ -205,16 +208,17 @@ def test_three_runs_prior_dominated(sigma_prior):
         assert moments[name][0] == pytest.approx(oracle[key][0], rel=2e-3, abs=1e-6), name
         assert moments[name][1] == pytest.approx(oracle[key][1], rel=2e-3), name
 
-    # Prior-dominated: the exponent keeps a large share of its prior sd, and sigma's posterior
-    # is as wide as its mean (a sharply identified sigma would have sd << mean).
-    assert moments["alpha_N"][1] > 0.3 * priors["alpha_N"].params["sigma"]
+    # Prior-dominated: the exponent keeps a large share of its prior sd (at least 0.2 of it in
+    # 300 seeds; the data alone would pin it to ~0.02 of it), and sigma's posterior is as wide
+    # as its mean (a sharply identified sigma would have sd << mean).
+    assert moments["alpha_N"][1] > 0.15 * priors["alpha_N"].params["sigma"]
     assert moments["sigma"][1] > 0.5 * moments["sigma"][0]
 
     # Draws from the grid mixture follow the same posterior. (Latents only: through
     # fit(sampler="exact") the reported N_c = exp(c + log_L0 / alpha_N) overflows for the
     # draws with alpha_N near 0, which a prior-dominated exponent has.)
     n = 20_000
-    draws = post.sample(n, np.random.default_rng(0))
+    draws = post.sample(n, rng(0))
     for name in ("log_L0", "alpha_N", "sigma"):
         mean, sd = moments[name]
         assert abs(draws[name].mean() - mean) < 4.5 * sd / np.sqrt(n), name

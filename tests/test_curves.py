@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import true_params
+from conftest import SHARED_DATA, far_from_truth, needs_shared_data, rng, seeded, true_params
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
@@ -39,17 +38,15 @@ STEPS = np.unique(np.rint(np.geomspace(1e3, 1e5, 60)))
 #: Run-to-run offsets of 2 % (Kaplan's seed-to-seed variation) and a slowly drifting residual
 #: of 0.4 % decorrelating over 0.3 e-folds of steps.
 TAU, SIGMA, ELL = 0.02, 0.004, 0.3
-#: 1000 draws: nutpie's low-rank mass matrix (which absorbs the correlation between the law's
-#: level and the run offsets) is kept only if R-hat over all ~60 quantities is <= 1.01, which
-#: 2 x 500 draws miss by chance about half the time.
-FIT = {"draws": 1000, "tune": 1000, "chains": 2}
-GEMSTONES = (
-    Path(__file__).resolve().parents[2]
-    / "shared"
-    / "data"
-    / "gemstones"
-    / "wandb_df_for_fitting_hot_100b+_477.jsonl"
-)
+#: 4 chains x 1000 draws: nutpie's low-rank mass matrix (which absorbs the correlations among
+#: the law's latents and between its level and the run offsets) is kept only if R-hat over all
+#: ~66 quantities is <= 1.01; otherwise the fit is redone with a diagonal one, on which these
+#: posteriors mix 10x slower (bulk ESS 100-150 of 2000 draws, R-hat 1.02-1.04: the "chains
+#: disagree" failures of this module). Over 20 seeds of the truncated-curve fits, 2 x 1000
+#: low-rank draws reached max R-hat 1.004-1.0095 and crossed 1.01 in 3 of 20 (2 x 500: about
+#: half); 4 x 1000 gave 1.003-1.009 and kept the low-rank run in 20 of 20, for ~2 s a fit.
+FIT = {"draws": 1000, "tune": 1000, "chains": 4}
+GEMSTONES = SHARED_DATA / "gemstones" / "wandb_df_for_fitting_hot_100b+_477.jsonl"
 
 
 def simulate_curves(
@@ -66,17 +63,17 @@ def simulate_curves(
     The offsets are centred to sum to zero, as the model's are, so the law with ``params`` is
     exactly the average run and its parameters are the truth to recover.
     """
-    rng = np.random.default_rng(seed)
-    offsets = rng.normal(0.0, TAU, len(runs))
+    generator = rng(seed)
+    offsets = generator.normal(0.0, TAU, len(runs))
     offsets -= offsets.mean()
     x = np.log(steps)
     parts = []
     for (name, fixed), offset in zip(runs.items(), offsets, strict=True):
         resid = np.empty(x.size)
-        resid[0] = rng.normal(0.0, SIGMA)
+        resid[0] = generator.normal(0.0, SIGMA)
         for k in range(1, x.size):
             rho = np.exp(-(x[k] - x[k - 1]) / ELL)
-            resid[k] = rho * resid[k - 1] + SIGMA * np.sqrt(1 - rho**2) * rng.normal()
+            resid[k] = rho * resid[k - 1] + SIGMA * np.sqrt(1 - rho**2) * generator.normal()
         inputs = {"step": steps, **{k: np.full(steps.size, v) for k, v in fixed.items()}}
         loss = evaluate(law, params, inputs) * np.exp(offset + resid)
         parts.append(pd.DataFrame({run_column: name, **inputs, "loss": loss}))
@@ -114,11 +111,9 @@ def final_steps(final: pd.DataFrame) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def recovered() -> bs.Fit:
-    # Seed 5: the 22 simulated offsets have sd 0.019, close to TAU (seed 1's have 0.011, a
-    # 1-in-200 draw that would put TAU itself outside the HDI).
     curves = thin_curves(load_curves(ladder_curves(seed=5), run_id=RUN), per_run=PER_RUN)
     assert curves.sizes["run"] == N_RUNS * PER_RUN  # the shared model shape
-    return bs.fit(curves, "kaplan_ns", run_id=RUN, seed=2, **FIT)
+    return bs.fit(curves, "kaplan_ns", run_id=RUN, seed=seeded(2), **FIT)
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +123,7 @@ def critical() -> bs.Fit:
     runs = {f"B{2**k}": {"batch": float(2**k)} for k in range(14, 25, 2)}
     steps = np.unique(np.rint(np.geomspace(1e3, 3e5, 20)))
     table = simulate_curves("critical_batch", params, runs, steps, seed=0, run_column="run_id")
-    return bs.fit(table, "critical_batch", run_id="run_id", seed=1, **FIT)
+    return bs.fit(table, "critical_batch", run_id="run_id", seed=seeded(1), **FIT)
 
 
 @pytest.fixture(scope="module")
@@ -155,13 +150,13 @@ def test_newton_solves_the_implicit_loss_over_the_prior(name):
     """Over 4000 prior draws and inputs spanning 1e2-1e6 steps and 1e3-1e8 tokens per batch,
     the loss solves L = floor + (S_c (1 + B*/(B L^(1/alpha_B)))/S)^alpha_S to 1e-12."""
     law = get_law(name)
-    rng = np.random.default_rng(0)
+    generator = np.random.default_rng(0)
     n = 4000
     ranges = {"N": (1e6, 1e10), "step": (1e2, 1e6), "batch": (1e3, 1e8)}
-    inputs = {k: np.exp(rng.uniform(*np.log(ranges[k]), n)) for k in law.inputs}
-    summary = DataSummary.from_arrays(inputs, np.exp(rng.uniform(np.log(2), np.log(5), n)))
+    inputs = {k: np.exp(generator.uniform(*np.log(ranges[k]), n)) for k in law.inputs}
+    summary = DataSummary.from_arrays(inputs, np.exp(generator.uniform(np.log(2), np.log(5), n)))
     priors = law.default_priors(summary)
-    z = {k: priors[k].scipy().rvs(size=n, random_state=rng) for k in law.latents}
+    z = {k: priors[k].scipy().rvs(size=n, random_state=generator) for k in law.latents}
     params = law.to_params(z, summary.centre, np)
     loss = evaluate(law, params, inputs)
     floor = (
@@ -183,8 +178,8 @@ def test_implicit_gradient_matches_finite_differences():
     import pytensor.tensor as pt
 
     law = get_law("critical_batch")
-    rng = np.random.default_rng(1)
-    u = {"step": rng.normal(0, 1.5, 30), "batch": rng.normal(0, 1.5, 30)}
+    generator = np.random.default_rng(1)
+    u = {"step": generator.normal(0, 1.5, 30), "batch": generator.normal(0, 1.5, 30)}
     z0 = {"log_E": 1.0, "log_t0": 0.2, "alpha_S": 0.7, "log_bcrit_e": 0.3, "alpha_B": 0.25}
     symbols = {k: pt.dscalar(k) for k in z0}
     total = law.log_loss(symbols, {k: pt.as_tensor(v) for k, v in u.items()}, pt).sum()
@@ -221,17 +216,13 @@ def test_critical_batch_obeys_kaplans_tradeoff():
 # Recovery on simulated curves
 
 
+@pytest.mark.statistical
 def test_kaplan_ns_recovers_kaplan_on_curves(recovered):
     """22 simulated runs with 2 % offsets and a drifting residual: every law parameter and the
-    offset scale lie in their 94 % HDIs, without divergences."""
-    table = recovered.summary(prob=0.94)
+    offset scale are recovered (conftest.far_from_truth), without divergences. (tau_run is
+    learned from 22 offsets, whose sd strays from TAU by 15 % per sd.)"""
     truth = true_params("kaplan_ns") | {"tau_run": TAU}
-    outside = {
-        k: (v, table.loc[k, "hdi_low"], table.loc[k, "hdi_high"])
-        for k, v in truth.items()
-        if not table.loc[k, "hdi_low"] <= v <= table.loc[k, "hdi_high"]
-    }
-    assert not outside, outside
+    assert not far_from_truth(recovered.posterior, truth)
     assert recovered.diagnostics.divergences == 0
     assert recovered.diagnostics.problems == []
     # The noise model is reported and the run offsets carry the run ids.
@@ -239,42 +230,44 @@ def test_kaplan_ns_recovers_kaplan_on_curves(recovered):
     assert list(recovered.posterior["run_offset"][RUN].values) == [f"r{i}" for i in range(N_RUNS)]
 
 
+@pytest.mark.statistical
 def test_critical_batch_recovered_from_a_batch_sweep(critical):
     """Six runs of one model size at batch sizes 2^14-2^24 tokens (from far below to far above
-    B_crit): E, alpha_S, alpha_B, S_c and B* lie in their 94 % HDIs, no divergences."""
-    params = true_params("critical_batch")
-    fitted = critical
-    summary = fitted.summary(prob=0.94)
-    outside = {
-        k: (v, summary.loc[k, "hdi_low"], summary.loc[k, "hdi_high"])
-        for k, v in params.items()
-        if not summary.loc[k, "hdi_low"] <= v <= summary.loc[k, "hdi_high"]
-    }
-    assert not outside, outside
-    assert fitted.diagnostics.divergences == 0
+    B_crit): E, alpha_S, alpha_B, S_c and B* are recovered, no divergences."""
+    assert not far_from_truth(critical.posterior, true_params("critical_batch"))
+    assert critical.diagnostics.divergences == 0
 
 
 # --------------------------------------------------------------------------------------------
 # Early-curve extrapolation: backtests
 
 
+@pytest.mark.statistical
 def test_backtest_simulated_curves_truncated_at_30_percent():
     """Two tables of 22 simulated runs cut at 30 % of their steps: the 94 % band of each run's
     final loss (3.3x further in steps, fitted from the early parts alone) covers the logged
-    final loss in >= 85 % of the 44 runs (measured: 41). A calibrated band misses more than 6
-    of 44 with probability 1.5 %."""
+    final loss in >= 75 % of the 44 runs (measured: 41). Calibrated 94 % bands of independent
+    runs miss more than 11 of 44 with probability 8e-6 (the runs share the law's error, which
+    makes clustered misses likelier, but not 100x), while bands 1.5x too narrow (79 %
+    coverage) fail one seed in five; the former floor, 85 %, failed calibrated bands 1.5 % of
+    the time."""
     hits = []
     for seed in (2, 3):
         early, final = truncate(ladder_curves(seed))
-        pred = extrapolate(early, final_steps(final), run_id=RUN, per_run=PER_RUN, seed=seed, **FIT)
+        pred = extrapolate(
+            early, final_steps(final), run_id=RUN, per_run=PER_RUN, seed=seeded(seed), **FIT
+        )
         assert pred.extrapolation["step"].values.min() > 0.4  # decades past the last step seen
         hits.append(coverage(pred, final))
-    assert np.concatenate(hits).mean() >= 0.85
+    assert np.concatenate(hits).mean() >= 0.75
 
 
+@pytest.mark.statistical
 def test_backtest_updates_a_fit_of_finished_runs(recovered):
     """The recovered fit (22 finished runs) updated with the first 30 % of 22 new runs by
-    importance sampling, no new sampling: the final-loss bands cover >= 85 % of the new runs.
+    importance sampling, no new sampling: the final-loss bands cover >= 15 of the 22 new runs
+    (calibrated bands of independent runs cover fewer with probability 3e-5; 19, the former
+    floor, failed them 4 % of the time).
 
     The weights are healthy (Pareto k < 0.7) for all but a few runs; the runs at the edge of
     the ladder inform the law most, and their weights can degrade (one run at k ~ 0.8 here),
@@ -284,12 +277,12 @@ def test_backtest_updates_a_fit_of_finished_runs(recovered):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SamplingWarning)
         pred = extrapolate(
-            early, final_steps(final), fit=recovered, run_id=RUN, per_run=PER_RUN, seed=4
+            early, final_steps(final), fit=recovered, run_id=RUN, per_run=PER_RUN, seed=seeded(4)
         )
     khat = pred.noise["pareto_k"].values
     assert (khat > 0.7).sum() <= 2 and np.median(khat) < 0.5
     assert len(caught) == int((khat > 0.7).any())
-    assert coverage(pred, final).mean() >= 0.85
+    assert coverage(pred, final).sum() >= 15
     # Each run's own early points move its band: the median follows the run's level.
     rows = pd.DataFrame(prediction_rows(pred)).set_index(RUN)
     level = np.log(
@@ -303,6 +296,8 @@ def test_backtest_updates_a_fit_of_finished_runs(recovered):
     assert np.corrcoef(level[rows.index], predicted)[0, 1] > 0.8
 
 
+@needs_shared_data
+@pytest.mark.statistical
 def test_backtest_gemstones_real_curves(gemstones):
     """Real curves: the 22 Gemstones runs (McLeish et al. 2025; constant learning rate, 83475
     steps, total parameter counts as N), fitted from step 2000 to 30 % of each run. Measured:
@@ -315,7 +310,9 @@ def test_backtest_gemstones_real_curves(gemstones):
     floor separates the AR(1) model from the offset model.
     """
     early, final = gemstones
-    pred = extrapolate(early, final_steps(final), run_id=RUN, per_run=PER_RUN, seed=0, **FIT)
+    pred = extrapolate(
+        early, final_steps(final), run_id=RUN, per_run=PER_RUN, seed=seeded(0), **FIT
+    )
     hits = coverage(pred, final)
     assert hits.size == 22
     assert hits.mean() >= 0.8, f"coverage {hits.mean():.2f}"
@@ -360,6 +357,7 @@ def test_fit_with_runs_round_trips(recovered, tmp_path):
     np.testing.assert_allclose(after.observed.values, before.observed.values)
 
 
+@pytest.mark.statistical
 def test_predict_new_run_includes_run_offsets(recovered):
     """bayescale.questions.predict at (N, step) is the loss of a new run: its observed band
     includes the
@@ -401,6 +399,7 @@ def test_minimum_steps_match_the_law():
     assert list(last["run_id"].values) == ["a", "b"]
 
 
+@pytest.mark.statistical
 def test_minimum_steps_posterior_from_a_critical_batch_fit(critical):
     """With a critical_batch fit the quantities are posteriors (chain, draw, run), and they
     bracket the values at the true B* and alpha_B."""

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import rng, seeded
 
 import bayescale as bs
 from bayescale.cli.main import main
@@ -28,13 +29,12 @@ CANDIDATES = pd.DataFrame({"N": [1e7, 1e8, 1e9, 1e10], "cost": 1.0})
 
 
 def ladder(seed: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    loss = evaluate("power_n", TRUTH, {"N": LADDER_N}) * np.exp(rng.normal(0, NOISE, 8))
+    loss = evaluate("power_n", TRUTH, {"N": LADDER_N}) * np.exp(rng(seed).normal(0, NOISE, 8))
     return pd.DataFrame({"N": LADDER_N, "loss": loss})
 
 
 def exact_fit(runs: pd.DataFrame, seed: int = 1) -> bs.Fit:
-    return bs.fit(runs, "power_n", sampler="exact", draws=2000, chains=2, seed=seed)
+    return bs.fit(runs, "power_n", sampler="exact", draws=2000, chains=2, seed=seeded(seed))
 
 
 def target_width(fit: bs.Fit) -> float:
@@ -56,18 +56,32 @@ def ladder_fit(ladder_runs):
 # The fast estimators agree with brute-force refits.
 
 
+@pytest.mark.statistical
 def test_fast_estimators_rank_candidates_like_full_refits(ladder_fit):
+    """The fast estimators' expected widths are within 10 % of brute-force refits.
+
+    The refits' own Monte Carlo error is what limits the check: their mean over 16 outcomes
+    moved all four widths together by 4-9 % from seed to seed, so they average 128 outcomes
+    (and reweighting 256). Over 8 seeds the estimators then came within 5 % (reweight) and
+    4 % (Laplace) of them.
+    """
     ranked = {
         method: design(
-            ladder_fit, CANDIDATES, target=TARGET, cost="cost", method=method, outcomes=n, seed=4
+            ladder_fit,
+            CANDIDATES,
+            target=TARGET,
+            cost="cost",
+            method=method,
+            outcomes=n,
+            seed=seeded(4),
         )
-        for method, n in (("reweight", 64), ("laplace", 1), ("refit", 16))
+        for method, n in (("reweight", 256), ("laplace", 1), ("refit", 128))
     }
     order = {m: r.table["N"].tolist() for m, r in ranked.items()}
     assert order["reweight"] == order["refit"] == order["laplace"]
     assert order["refit"][0] == 1e10  # leverage: the run furthest towards the target
     truth = ranked["refit"].table.set_index("N")["width_after"]
-    for method, tolerance in (("reweight", 0.06), ("laplace", 0.1)):
+    for method, tolerance in (("reweight", 0.1), ("laplace", 0.1)):
         width = ranked[method].table.set_index("N")["width_after"]
         np.testing.assert_allclose(width[truth.index], truth, rtol=tolerance, err_msg=method)
     table = ranked["reweight"].table
@@ -89,6 +103,7 @@ def test_cost_divides_the_reduction(ladder_fit):
     assert ranked.loc[1e10, "rank"] < ranked.loc[1e8, "rank"]
 
 
+@pytest.mark.statistical
 def test_runs_needed_matches_refits_on_posterior_predictive_outcomes(ladder_fit, ladder_runs):
     goal = 0.5 * target_width(ladder_fit)
     planned = runs_needed(ladder_fit, CANDIDATES, target=TARGET, width=goal, cost="cost")
@@ -102,13 +117,13 @@ def test_runs_needed_matches_refits_on_posterior_predictive_outcomes(ladder_fit,
     draws = {k: post[k].values.ravel() for k in ("alpha_N", "N_c", "sigma")}
     widths = []
     for k in range(16):
-        rng = np.random.default_rng(100 + k)
-        s = rng.integers(draws["sigma"].size)
+        generator = rng(100 + k)
+        s = generator.integers(draws["sigma"].size)
         # Replicates at one N would be rejected as duplicate rows; a 0.1% jitter is harmless.
-        n = planned.runs["N"].to_numpy() * np.exp(rng.uniform(-1e-3, 1e-3, planned.n_runs))
+        n = planned.runs["N"].to_numpy() * np.exp(generator.uniform(-1e-3, 1e-3, planned.n_runs))
         params = {"alpha_N": draws["alpha_N"][s], "N_c": draws["N_c"][s]}
         loss = evaluate("power_n", params, {"N": n}) * np.exp(
-            rng.normal(0, draws["sigma"][s], n.size)
+            generator.normal(0, draws["sigma"][s], n.size)
         )
         extra = pd.DataFrame({"N": n, "loss": loss})
         widths.append(target_width(exact_fit(pd.concat([ladder_runs, extra]), seed=k)))
@@ -138,17 +153,20 @@ def test_plan_fits_the_budget_without_repeats(ladder_fit):
 # The top-ranked run beats a random one of equal cost, over repeated simulations.
 
 
+@pytest.mark.statistical
 def test_top_candidate_narrows_the_band_more_than_a_random_one():
-    rng = np.random.default_rng(2024)
+    generator = rng(2024)
     top_widths, random_widths = [], []
     for rep in range(24):
         runs = ladder(1000 + rep)
         current = exact_fit(runs, seed=rep)
-        best = design(current, CANDIDATES, target=TARGET, cost="cost", outcomes=32, seed=rep)
-        picks = {"top": best.table["N"].iloc[0], "random": rng.choice(CANDIDATES["N"])}
+        best = design(
+            current, CANDIDATES, target=TARGET, cost="cost", outcomes=32, seed=seeded(rep)
+        )
+        picks = {"top": best.table["N"].iloc[0], "random": generator.choice(CANDIDATES["N"])}
         # The run is then actually trained: its loss comes from the true law.
         for name, n in picks.items():
-            loss = evaluate("power_n", TRUTH, {"N": n}) * np.exp(rng.normal(0, NOISE))
+            loss = evaluate("power_n", TRUTH, {"N": n}) * np.exp(generator.normal(0, NOISE))
             extra = pd.DataFrame({"N": [n * 1.0001], "loss": [loss]})
             width = target_width(exact_fit(pd.concat([runs, extra]), seed=rep))
             (top_widths if name == "top" else random_widths).append(width)
@@ -181,14 +199,13 @@ def test_compute_target_is_the_compute_optimal_loss():
 
 def test_design_for_one_group_of_a_hierarchical_fit():
     # Same shape and labels as tests/test_compare.py, so the compiled model is shared.
-    rng = np.random.default_rng(8)
+    generator = np.random.default_rng(8)
     frames = []
     for arm, alpha in (("A", 0.07), ("B", 0.09)):
         n = np.geomspace(1e6, 1e9, 8)
         loss = evaluate("power_n", {"alpha_N": alpha, "N_c": 1e14}, {"N": n})
-        frames.append(
-            pd.DataFrame({"N": n, "loss": loss * np.exp(rng.normal(0, 0.01, 8)), "arch": arm})
-        )
+        noise = np.exp(generator.normal(0, 0.01, 8))
+        frames.append(pd.DataFrame({"N": n, "loss": loss * noise, "arch": arm}))
     fitted = bs.fit(
         pd.concat(frames, ignore_index=True),
         "power_n",

@@ -12,7 +12,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
-from conftest import simulate_law, true_params
+from conftest import far_from_truth, seeded, simulate_law, true_params
 
 import bayescale as bs
 from bayescale.core.errors import FitFileError, SamplingWarning, UnknownNameError
@@ -178,9 +178,8 @@ def test_failed_write_leaves_nothing_behind(fitted, saved, tmp_path, monkeypatch
     target.write_bytes(saved.read_bytes())  # an earlier good save of the same name
     before = target.read_bytes()
 
-    def disk_full(self, path, *args, **kwargs):
-        with open(path, "wb") as handle:  # half-written temp file, then failure
-            handle.write(b"\x89HDF\r\n")
+    def disk_full(self, handle, *args, **kwargs):
+        handle.write(b"\x89HDF\r\n")  # half-written file, then failure
         raise OSError("disk full")
 
     monkeypatch.setattr(xr.DataTree, "to_netcdf", disk_full)
@@ -278,22 +277,27 @@ def test_prior_draws_add_prior_groups(runs, tmp_path):
 # Likelihoods.
 
 
+@pytest.mark.statistical
 def test_student_t_resists_an_outlier():
     runs = simulate_law(LAW, n_runs=N_RUNS, noise_sd=0.01, seed=41)
     # One diverged run at the largest model: loss 40 % too high, where it has most leverage.
     runs.loc[runs["N"].idxmax(), "loss"] *= 1.4
     truth = true_params(LAW)["alpha_N"]
-    options = {"draws": 1000, "tune": 1000, "chains": 2, "seed": 7}
+    options = {"draws": 1000, "tune": 1000, "chains": 2, "seed": seeded(7)}
     normal = bs.fit(runs, LAW, **options)
     robust = bs.fit(runs, LAW, likelihood="student_t", **options)
     assert robust.settings["likelihood"] == "student_t"
     assert "nu" in robust.posterior and "nu" in robust.priors
 
-    err_normal = abs(float(normal.posterior["alpha_N"].mean()) - truth)
-    err_robust = abs(float(robust.posterior["alpha_N"].mean()) - truth)
-    assert err_robust < 0.25 * err_normal
+    # The outlier drags the normal fit to a flatter slope: over 12 seeds by 0.0033-0.0053, 5-9
+    # sds of the robust posterior (0.0004-0.0008), while the robust fit recovers the truth.
+    # (Comparing the two fits' errors instead failed when the data alone put the truth a
+    # robust sd or two away.)
+    alpha_normal, alpha_robust = normal.posterior["alpha_N"], robust.posterior["alpha_N"]
+    pull = float(alpha_robust.mean()) - float(alpha_normal.mean())
+    assert pull > 4 * float(alpha_robust.std())
     table = robust.summary()
-    assert table.loc["alpha_N", "hdi_low"] <= truth <= table.loc["alpha_N", "hdi_high"]
+    assert not far_from_truth(robust.posterior, {"alpha_N": truth})
     # The normal fit stays honest but blurred: it explains the outlier by inflating the scatter
     # (true sigma is 0.01), so its HDI is several times wider; Student-t uses heavy tails.
     normal_table = normal.summary()

@@ -11,6 +11,8 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
+from conftest import far_from_truth, rng, seeded
 
 import bayescale as bs
 from bayescale.cli.main import main
@@ -29,24 +31,31 @@ def simulate_groups(law_name, sizes, population, shared, noise, seed, n_range=(1
     Returns the runs table and the true latents and paper parameters per group.
     """
     law = get_law(law_name)
-    rng = np.random.default_rng(seed)
-    log_n = [np.sort(rng.uniform(*np.log(n_range), size)) for size in sizes]
+    generator = rng(seed)
+    log_n = [np.sort(generator.uniform(*np.log(n_range), size)) for size in sizes]
     centre = float(np.mean(np.concatenate(log_n)))
     frames, truth = [], {}
     for g, ln in enumerate(log_n):
         z = dict(shared)
         for name, (mu, tau) in population.items():
-            z[name] = mu + tau * rng.standard_normal()
-        y = law.log_loss(z, {"N": ln - centre}, np) + rng.normal(0, noise, ln.size)
+            z[name] = mu + tau * generator.standard_normal()
+        y = law.log_loss(z, {"N": ln - centre}, np) + generator.normal(0, noise, ln.size)
         label = f"g{g}"
         frames.append(pd.DataFrame({"N": np.exp(ln), "loss": np.exp(y), "family": label}))
         truth[label] = {"latents": z, "params": law.to_params(z, {"N": centre}, np)}
     return pd.concat(frames, ignore_index=True), truth
 
 
-def inside(summary, name, truth):
-    row = summary.loc[name]
-    return row["hdi_low"] <= truth <= row["hdi_high"]
+def group_truth(truth, population):
+    """What a grouped fit must recover: each group's exponent and scale, and the population's
+    location and scale, keyed by summary-row names."""
+    out = {}
+    for label, t in truth.items():
+        out[f"alpha_N[{label}]"] = t["params"]["alpha_N"]
+        out[f"N_c[{label}]"] = t["params"]["N_c"]
+    for name, (mu, tau) in population.items():
+        out[f"mu_{name}"], out[f"tau_{name}"] = mu, tau
+    return out
 
 
 def assert_clean(fit):
@@ -58,44 +67,49 @@ def assert_clean(fit):
 # --------------------------------------------------------------------------------------------
 # Regime 1: every group well determined by its own runs (the centred form is chosen).
 # --------------------------------------------------------------------------------------------
-WELL_POPULATION = {"log_L0": (1.1, 0.1), "alpha_N": (0.076, 0.015)}
+#: Eight groups of 5-14 runs drawn from a population twice as wide as a ladder's typical spread:
+#: the pilot (which assumes at least 0.3 % scatter) then judges every group well determined in
+#: 400 of 400 simulated seeds. With the former six groups (the smallest of 3 runs) and half the
+#: spread, a population that happened to come out narrow made it choose the non-centred form
+#: in 43 of 200 seeds.
+WELL_POPULATION = {"log_L0": (1.1, 0.2), "alpha_N": (0.076, 0.03)}
+WELL_SIZES = (14, 12, 10, 8, 6, 5, 12, 10)
 
 
 @pytest.fixture(scope="module")
 def well():
-    runs, truth = simulate_groups(
-        "power_n", (14, 12, 10, 8, 6, 3), WELL_POPULATION, {}, noise=0.003, seed=5
-    )
-    return runs, truth, bs.fit(runs, "power_n", groups="family", seed=2, draws=2000)
+    runs, truth = simulate_groups("power_n", WELL_SIZES, WELL_POPULATION, {}, noise=0.003, seed=5)
+    return runs, truth, bs.fit(runs, "power_n", groups="family", seed=seeded(2), draws=2000)
 
 
+@pytest.mark.statistical
 def test_well_determined_groups_are_centred_and_recovered(well):
     _, truth, fit = well
     assert all(all(flags) for flags in fit.pooling.centred.values())
     assert_clean(fit)
     s = fit.summary()
-    for label, t in truth.items():
-        assert inside(s, f"alpha_N[{label}]", t["params"]["alpha_N"]), label
-        assert inside(s, f"N_c[{label}]", t["params"]["N_c"]), label
-    for name, (mu, tau) in WELL_POPULATION.items():
-        assert inside(s, f"mu_{name}", mu)
-        assert inside(s, f"tau_{name}", tau)
+    assert not far_from_truth(fit.posterior, group_truth(truth, WELL_POPULATION))
     # HDIs of the group exponents are informative: a few per cent of the exponent.
     width = s.loc["alpha_N[g0]", "hdi_high"] - s.loc["alpha_N[g0]", "hdi_low"]
     assert width < 0.01
 
 
+@pytest.mark.statistical
 def test_thin_group_is_shrunk_towards_the_population():
-    # Few, noisy runs per group: the 3-run group leans on the population.
+    # Few, noisy runs per group: the 3-run group (g6) leans on the population.
     population = {"log_L0": (1.1, 0.05), "alpha_N": (0.076, 0.01)}
-    runs, _ = simulate_groups("power_n", (6, 5, 4, 3), population, {}, noise=0.02, seed=11)
-    # Default-settings sampling of sparse groups is checked above; this pure power law with
-    # three noisy runs per group still shows 1-5 divergences in 8000 draws at the default
-    # target_accept of 0.95 over seeds, so the comparison is made on a clean posterior.
-    fit = bs.fit(runs, "power_n", groups="family", seed=2, draws=2000, target_accept=0.99)
+    sizes = (6, 6, 5, 5, 4, 4, 3)
+    runs, _ = simulate_groups("power_n", sizes, population, {}, noise=0.02, seed=11)
+    # Default-settings sampling of sparse groups is checked above; the comparison here is made
+    # on a clean posterior. With four groups (6, 5, 4, 3 runs) the population scales were so
+    # loosely determined that 4 x 2000 draws at target_accept 0.99 still diverged in 3 of 12
+    # seeds; seven groups and 4 x 4000 draws gave R-hat <= 1.005 and none in 16 of 16.
+    fit = bs.fit(runs, "power_n", groups="family", seed=seeded(2), draws=4000, target_accept=0.99)
     assert_clean(fit)
-    alone = bs.fit(runs[runs.family == "g3"], "power_n", sampler="exact", draws=2000, seed=1)
-    pooled = fit.posterior["alpha_N"].sel(family="g3")
+    alone = bs.fit(
+        runs[runs.family == "g6"], "power_n", sampler="exact", draws=2000, seed=seeded(1)
+    )
+    pooled = fit.posterior["alpha_N"].sel(family="g6")
     own = alone.posterior["alpha_N"]
     assert float(pooled.std()) < 0.5 * float(own.std())
     population_mean = float(fit.posterior["mu_alpha_N"].mean())
@@ -104,15 +118,15 @@ def test_thin_group_is_shrunk_towards_the_population():
     )
 
 
+@pytest.mark.statistical
 def test_new_group_prediction_is_wider_than_a_known_group(well):
     _, truth, fit = well
     known = np.exp(fit.expected_log_loss({"N": [1e11]}, group="g0"))
-    new = np.exp(fit.expected_log_loss({"N": [1e11]}, new_group=True, seed=2))
+    new = np.exp(fit.expected_log_loss({"N": [1e11]}, new_group=True, seed=seeded(2)))
     assert known.dims == ("chain", "draw", "point")
     assert float(new.std()) > 2 * float(known.std())
-    true_loss = evaluate("power_n", truth["g0"]["params"], {"N": 1e11})
-    lo, hi = np.quantile(known.values, [0.03, 0.97])
-    assert lo <= true_loss <= hi
+    true_loss = float(evaluate("power_n", truth["g0"]["params"], {"N": 1e11}))
+    assert not far_from_truth(xr.Dataset({"loss": known.isel(point=0)}), {"loss": true_loss})
 
 
 def test_summary_lists_population_and_group_entries(well):
@@ -154,22 +168,17 @@ def sparse():
     runs, truth = simulate_groups(
         "power_n_e", (6, 5, 4, 4, 3, 3), SPARSE_POPULATION, SPARSE_SHARED, noise=0.02, seed=8
     )
-    return runs, truth, bs.fit(runs, "power_n_e", groups="family", seed=3, draws=2000)
+    return runs, truth, bs.fit(runs, "power_n_e", groups="family", seed=seeded(3), draws=2000)
 
 
+@pytest.mark.statistical
 def test_sparse_groups_are_non_centred_and_recovered(sparse):
     _, truth, fit = sparse
     assert fit.pooling.modes["log_E"] == "pooled"  # the law's default: E is shared
     assert not any(any(flags) for flags in fit.pooling.centred.values())
     assert_clean(fit)
-    s = fit.summary()
-    assert inside(s, "E", 1.7)
-    for label, t in truth.items():
-        assert inside(s, f"alpha_N[{label}]", t["params"]["alpha_N"]), label
-        assert inside(s, f"N_c[{label}]", t["params"]["N_c"]), label
-    for name, (mu, tau) in SPARSE_POPULATION.items():
-        assert inside(s, f"mu_{name}", mu)
-        assert inside(s, f"tau_{name}", tau)
+    expected = group_truth(truth, SPARSE_POPULATION) | {"E": 1.7}
+    assert not far_from_truth(fit.posterior, expected)
 
 
 # --------------------------------------------------------------------------------------------
@@ -177,12 +186,12 @@ def test_sparse_groups_are_non_centred_and_recovered(sparse):
 # --------------------------------------------------------------------------------------------
 def eval_set_runs(exponents, shifts, seed, n=10):
     """power_n runs on several eval sets: one exponent and log-loss shift per eval set."""
-    rng = np.random.default_rng(seed)
+    generator = rng(seed)
     frames = []
     for label, alpha in exponents.items():
-        N = np.geomspace(1e6, 1e9, n) * np.exp(rng.uniform(-0.1, 0.1, n))
+        N = np.geomspace(1e6, 1e9, n) * np.exp(generator.uniform(-0.1, 0.1, n))
         loss = evaluate("power_n", {"alpha_N": alpha, "N_c": 8.8e13}, {"N": N})
-        loss = loss * np.exp(shifts[label] + rng.normal(0, 0.01, n))
+        loss = loss * np.exp(shifts[label] + generator.normal(0, 0.01, n))
         frames.append(pd.DataFrame({"N": N, "loss": loss, "eval_set": label}))
     return pd.concat(frames, ignore_index=True)
 
@@ -190,14 +199,12 @@ def eval_set_runs(exponents, shifts, seed, n=10):
 SHIFTS = {"train": 0.0, "books": 0.08, "code": -0.15, "wiki": 0.03}
 
 
+@pytest.mark.statistical
 def test_transfer_offsets_recovered():
     runs = eval_set_runs(dict.fromkeys(SHIFTS, 0.076), SHIFTS, seed=11)
-    f = bs.fit(runs, "power_n", offset_by="eval_set", offset_reference="train", seed=4)
-    s = f.summary()
-    assert inside(s, "alpha_N", 0.076)
-    for label, shift in SHIFTS.items():
-        if label != "train":
-            assert inside(s, f"offset[{label}]", shift)
+    f = bs.fit(runs, "power_n", offset_by="eval_set", offset_reference="train", seed=seeded(4))
+    truth = {"alpha_N": 0.076} | {f"offset[{k}]": v for k, v in SHIFTS.items() if k != "train"}
+    assert not far_from_truth(f.posterior, truth)
     assert_clean(f)
     shifted = f.expected_log_loss({"N": [1e10]}, offset="books") - f.expected_log_loss(
         {"N": [1e10]}
@@ -209,11 +216,14 @@ def test_transfer_offsets_recovered():
 
 # A few runs of the varying model are influential (Pareto k > 0.7 is reported, not hidden).
 @pytest.mark.filterwarnings("ignore::bayescale.core.errors.SamplingWarning")
+@pytest.mark.statistical
 def test_loo_prefers_varying_exponents_when_transfer_is_not_a_constant_offset():
     exponents = {"train": 0.076, "books": 0.060, "code": 0.095, "wiki": 0.070}
     runs = eval_set_runs(exponents, SHIFTS, seed=12)
-    offsets = bs.fit(runs, "power_n", offset_by="eval_set", offset_reference="train", seed=1)
-    varying = bs.fit(runs, "power_n", groups="eval_set", seed=1)
+    offsets = bs.fit(
+        runs, "power_n", offset_by="eval_set", offset_reference="train", seed=seeded(1)
+    )
+    varying = bs.fit(runs, "power_n", groups="eval_set", seed=seeded(1))
     table = compare_fits({"offsets": offsets, "varying": varying})
     assert table.index[0] == "varying"
     assert -table.loc["offsets", "elpd_diff"] > 4 * table.loc["offsets", "dse"]
@@ -241,20 +251,27 @@ def test_loo_log_likelihood_matches_the_model_density():
 
 @pytest.fixture(scope="module")
 def crossed_runs():
-    """4 families (own exponents) x 2 eval sets (constant log-loss offset)."""
-    rng = np.random.default_rng(22)
-    families = {"dense": 0.070, "moe": 0.080, "wide": 0.075, "deep": 0.085}
+    """6 families (own exponents, 0.06-0.10) x 2 eval sets (constant log-loss offset)."""
+    generator = rng(22)
+    families = {"dense": 0.06, "moe": 0.08, "wide": 0.07, "deep": 0.09, "tall": 0.10, "thin": 0.075}
     frames = []
     for family, alpha in families.items():
-        N = np.geomspace(1e6, 1e9, 6) * np.exp(rng.uniform(-0.1, 0.1, 6))
+        N = np.geomspace(1e6, 1e9, 6) * np.exp(generator.uniform(-0.1, 0.1, 6))
         for eval_set, shift in (("web", 0.0), ("code", 0.1)):
             loss = evaluate("power_n", {"alpha_N": alpha, "N_c": 8.8e13}, {"N": N})
-            loss = loss * np.exp(shift + rng.normal(0, 0.005, N.size))
+            loss = loss * np.exp(shift + generator.normal(0, 0.005, N.size))
             frames.append(pd.DataFrame({"N": N, "loss": loss, "family": family, "eval": eval_set}))
     return pd.concat(frames, ignore_index=True), families
 
 
+@pytest.mark.statistical
 def test_crossed_groups_law_by_family_offset_by_eval_set(crossed_runs):
+    """The centred form is forced: the pilot fits each family without the eval-set offset, so
+    the 10 % shift reads as scatter, the families look poorly determined and it picks the
+    non-centred form, whose posterior here (families measured to 0.1 % of their exponent)
+    mixes slowly: with the former 4 families, 1-51 divergences in 3 of 10 seeds and R-hat up
+    to 1.028, 20 s a fit. Centred, these 6 families gave R-hat <= 1.004 and no divergence in
+    20 of 20 seeds, 2 s a fit."""
     runs, families = crossed_runs
     f = bs.fit(
         runs,
@@ -262,15 +279,14 @@ def test_crossed_groups_law_by_family_offset_by_eval_set(crossed_runs):
         groups="family",
         offset_by="eval",
         offset_reference="web",
-        seed=5,
+        centred=True,
+        seed=seeded(5),
         draws=2000,
     )
     assert_clean(f)
     s = f.summary()
-    assert inside(s, "offset[code]", 0.1)
-    for family, alpha in families.items():
-        z = (s.loc[f"alpha_N[{family}]", "mean"] - alpha) / s.loc[f"alpha_N[{family}]", "sd"]
-        assert abs(z) < 3.5, family
+    truth = {"offset[code]": 0.1} | {f"alpha_N[{k}]": v for k, v in families.items()}
+    assert not far_from_truth(f.posterior, truth)
     both = f.expected_log_loss({"N": [1e10]}, group="moe", offset="code")
     base = f.expected_log_loss({"N": [1e10]}, group="moe")
     assert float((both - base).mean()) == pytest.approx(float(s.loc["offset[code]", "mean"]))
@@ -344,6 +360,7 @@ def test_pooling_errors():
         resolve_pooling(("alpha_N",), labels, dim="g", centred={"alpha_X": True})
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(
     ("sizes", "tau", "noise", "centred"),
     [

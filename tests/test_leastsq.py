@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import simulate_law, true_params
+from conftest import rng, seeded, simulate_law, true_params
 
 import bayescale.fitting.leastsq as leastsq
 from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
@@ -48,13 +48,14 @@ def _lad_sd(law, runs, noise: float) -> tuple[dict[str, float], np.ndarray]:
     return z, np.sqrt(np.diag(cov))
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize(
     ("law_name", "n_runs"), [("chinchilla", 60), ("power_n_e", 40), ("kaplan_nd", 40)]
 )
 def test_optimum_and_bootstrap_recover_the_truth(law_name, n_runs):
     law = get_law(law_name)
     runs = simulate_law(law_name, n_runs=n_runs, noise_sd=NOISE, seed=1)
-    fitted = fit_least_squares(runs, law_name, n_bootstrap=100, seed=1)
+    fitted = fit_least_squares(runs, law_name, n_bootstrap=100, seed=seeded(1))
     truth, sd = _lad_sd(law, runs, NOISE)
     z = np.array([(fitted.latents[k] - truth[k]) / s for k, s in zip(law.latents, sd, strict=True)])
     # Each latent within 4 asymptotic sds (two-sided 6e-5 each, < 4e-4 for five latents).
@@ -64,8 +65,9 @@ def test_optimum_and_bootstrap_recover_the_truth(law_name, n_runs):
     boot_sd = np.array([float(fitted.boot_latents[k].std()) for k in law.latents])
     assert np.all((boot_sd > sd / 4) & (boot_sd < 4 * sd)), boot_sd / sd
     assert fitted.n_failed == 0 and fitted.n_bootstrap == 100
-    # The noise scale: 1.4826 MAD of 40-60 residuals is within 30% of the truth (its sd ~ 13%).
-    assert fitted.sigma == pytest.approx(NOISE, rel=0.3)
+    # The noise scale: 1.4826 MAD of 40-60 residuals is within 50 % of the truth (its sd is
+    # ~13 %, so 3.8 sds; 30 % was 2.3 sds and failed ~2 % of seeds).
+    assert fitted.sigma == pytest.approx(NOISE, rel=0.5)
     # Reported parameters are the latents mapped to the papers' names.
     assert set(law.params) <= set(fitted.params)
     for name, value in law.params_of(fitted.latents, fitted.summary.centre).items():
@@ -137,28 +139,29 @@ def test_predictive_draws_shape_seed_and_widening(ladder_fit):
     assert ladder_fit.boot_params.sizes[BOOTSTRAP] == ladder_fit.n_bootstrap
 
 
+@pytest.mark.statistical
 def test_bootstrap_interval_covers_fresh_draws_at_the_nominal_rate():
     """30 power_n ladders; 20 fresh runs each at an interior point N = 1e8 (design 1e6-1e10).
 
     The count of fresh runs inside the 90% interval is binomial given each ladder's interval;
     across ladders the coverage varies (sd 0.055 over 100 ladders of this design, measured
     when writing this test), a design effect 1 + 19 * 0.055^2 / 0.09 = 1.6 < 2. So the covered
-    fraction must lie within the 99.9% binomial bounds for 600 / 2 = 300 independent draws:
-    0.9 +- 3.29 sqrt(0.09 / 300) = [0.843, 0.957]. Measured mean coverage over 100 ladders:
+    fraction must lie within the 99.99% binomial bounds for 600 / 2 = 300 independent draws:
+    0.9 +- 3.89 sqrt(0.09 / 300) = [0.833, 0.967]. Measured mean coverage over 100 ladders:
     0.896.
     """
     prob, n_ladders, n_fresh, noise = 0.9, 30, 20, 0.02
     point = {"N": 1e8}
     truth = float(evaluate("power_n", true_params("power_n"), point))
-    rng = np.random.default_rng(7)
+    generator = rng(7)
     covered = 0
     for seed in range(n_ladders):
         runs = simulate_law("power_n", n_runs=30, noise_sd=noise, seed=100 + seed)
-        fitted = fit_least_squares(runs, "power_n", n_bootstrap=100, seed=seed)
+        fitted = fit_least_squares(runs, "power_n", n_bootstrap=100, seed=seeded(seed))
         (lower,), (upper,) = fitted.interval(point, prob=prob)
-        fresh = truth * np.exp(rng.normal(0.0, noise, size=n_fresh))
+        fresh = truth * np.exp(generator.normal(0.0, noise, size=n_fresh))
         covered += int(np.sum((fresh >= lower) & (fresh <= upper)))
-    half = 3.29 * math.sqrt(prob * (1 - prob) / (n_ladders * n_fresh / 2))
+    half = 3.89 * math.sqrt(prob * (1 - prob) / (n_ladders * n_fresh / 2))
     assert abs(covered / (n_ladders * n_fresh) - prob) < half, covered
 
 

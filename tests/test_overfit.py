@@ -13,7 +13,8 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TRUE_PARAMS, simulate
+import xarray as xr
+from conftest import TRUE_PARAMS, far_from_truth, seeded, simulate
 
 import bayescale as bs
 from bayescale.cli.main import main
@@ -58,7 +59,7 @@ def ladders(design):
     out = []
     for seed in range(N_LADDERS):
         runs = simulate("kaplan_nd", KAPLAN, design, NOISE, seed)
-        out.append((runs, bs.fit(runs, "kaplan_nd", seed=seed, **SETTINGS)))
+        out.append((runs, bs.fit(runs, "kaplan_nd", seed=seeded(seed), **SETTINGS)))
     return out
 
 
@@ -77,7 +78,7 @@ def chinchilla_fit():
         draws=1000,
         tune=1000,
         chains=4,
-        seed=1,
+        seed=seeded(1),
         target_accept=0.95,
     )
 
@@ -91,26 +92,32 @@ def test_truth_coefficient_is_kaplans_five_thousand():
     assert 5.0e3 < true_coefficient() < 6.0e3
 
 
+@pytest.mark.statistical
 def test_exponent_and_coefficient_posteriors_contain_the_truth(kaplan_fit):
-    doc = overfit(kaplan_fit).to_dict()
+    result = overfit(kaplan_fit)
+    draws = xr.Dataset({"exponent": result.exponent, "coefficient": result.coefficient})
+    truth = {"exponent": true_exponent(), "coefficient": true_coefficient()}
+    assert not far_from_truth(draws, truth)
+    doc = result.to_dict()
     e, k = doc["exponent"], doc["coefficient"]
-    assert e["lo"] <= true_exponent() <= e["hi"]
-    assert k["lo"] <= true_coefficient() <= k["hi"]
     # Informative: the exponent to within +-0.05, k to within a factor of 4.
     assert e["hi"] - e["lo"] < 0.1
     assert k["hi"] / k["lo"] < 4
 
 
+@pytest.mark.statistical
 def test_intervals_cover_the_truth_over_repeated_ladders(ladders):
-    # 94% intervals: 20 ladders should cover about 19 times; fewer than 16 is a 1 % event.
+    # 94% intervals: 20 ladders should cover about 19 times; fewer than 14 has probability 1e-4
+    # (fewer than 16, the former floor, 0.6 %), and 79 % coverage is caught one time in ten.
     hits = np.zeros(2)
     for _, f in ladders:
         doc = overfit(f).to_dict()
         e, k = doc["exponent"], doc["coefficient"]
         hits += [e["lo"] <= true_exponent() <= e["hi"], k["lo"] <= true_coefficient() <= k["hi"]]
-    assert np.all(hits >= 16), hits
+    assert np.all(hits >= 14), hits
 
 
+@pytest.mark.statistical
 def test_flags_runs_far_into_overfitting_and_spares_runs_with_ample_data(ladders, design):
     truth = true_penalty(design["N"], design["D"])
     deep = truth > 2 * EPS
@@ -141,6 +148,7 @@ def test_run_penalty_matches_the_paper_formula_draw_by_draw(kaplan_fit):
     )
 
 
+@pytest.mark.statistical
 def test_posterior_mean_penalty_tracks_the_truth(kaplan_fit, design):
     truth = true_penalty(design["N"], design["D"])
     mean = overfit(kaplan_fit).runs["delta_L"].mean(("chain", "draw")).values
@@ -178,6 +186,7 @@ def test_smaller_epsilon_needs_more_data(kaplan_fit):
     assert strict.flagged.sum() >= loose.flagged.sum()
 
 
+@pytest.mark.statistical
 def test_asked_points_report_penalty_and_flag(kaplan_fit):
     doc = overfit(kaplan_fit, inputs={"N": [1e9, 1e5], "D": [2e7, 1e12]}).to_dict()
     deep, ample = doc["points"]
@@ -209,6 +218,7 @@ def test_chinchilla_penalty_is_the_d_term_over_the_infinite_data_loss(chinchilla
     np.testing.assert_allclose(result.runs["delta_L"].values, expected, rtol=1e-8)
 
 
+@pytest.mark.statistical
 def test_chinchilla_exponent_is_the_local_slope_of_d_min(chinchilla_fit):
     ref = 3e9
     result = overfit(chinchilla_fit, reference_N=ref)
@@ -225,9 +235,8 @@ def test_chinchilla_exponent_is_the_local_slope_of_d_min(chinchilla_fit):
         * ref ** -CHINCHILLA["alpha"]
         / (CHINCHILLA["E"] + CHINCHILLA["A"] * ref ** -CHINCHILLA["alpha"])
     )
-    doc = result.to_dict()
-    assert doc["exponent"]["lo"] <= true_slope <= doc["exponent"]["hi"]
-    assert doc["reference_N"] == ref
+    assert not far_from_truth(xr.Dataset({"slope": result.exponent}), {"slope": true_slope})
+    assert result.to_dict()["reference_N"] == ref
 
 
 # --------------------------------------------------------------------------------------------
@@ -249,9 +258,10 @@ def grouped_fit():
             simulate("kaplan_nd", params, {"N": N, "D": D}, NOISE, seed).assign(arch=arch)
         )
     runs = pd.concat(frames, ignore_index=True)
-    return bs.fit(runs, "kaplan_nd", groups="arch", pool=GROUP_POOL, seed=0, **SETTINGS)
+    return bs.fit(runs, "kaplan_nd", groups="arch", pool=GROUP_POOL, seed=seeded(0), **SETTINGS)
 
 
+@pytest.mark.statistical
 def test_grouped_coefficients_differ_by_the_true_factor(grouped_fit):
     result = overfit(grouped_fit)
     assert result.coefficient.dims == ("chain", "draw", "arch")
@@ -260,9 +270,8 @@ def test_grouped_coefficients_differ_by_the_true_factor(grouped_fit):
     assert set(doc["exponent"]) == {"mean", "lo", "hi"}
     assert [c["group"] for c in doc["coefficient"]] == ["A", "B"]
     # k is proportional to D_c: the ratio of the groups' k is the ratio of their D_c.
-    ratio = np.log(result.coefficient.sel(arch="B") / result.coefficient.sel(arch="A"))
-    lo, hi = np.quantile(ratio.values, [0.03, 0.97])
-    assert lo <= np.log(D_C_FACTOR) <= hi
+    ratio = result.coefficient.sel(arch="B") / result.coefficient.sel(arch="A")
+    assert not far_from_truth(xr.Dataset({"ratio": ratio}), {"ratio": D_C_FACTOR})
 
 
 def test_grouped_runs_use_their_own_groups_parameters(grouped_fit):

@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import simulate
+import xarray as xr
+from conftest import far_from_truth, rng, seeded, simulate
 
 import bayescale as bs
 from bayescale.cli.main import main
@@ -37,7 +38,7 @@ def ladder(seed: int = 0, noise: float = 0.01, n: np.ndarray = N_FIT) -> pd.Data
 
 @pytest.fixture(scope="module")
 def ladder_fit():
-    return bs.fit(ladder(), "power_n", seed=1, **EXACT)
+    return bs.fit(ladder(), "power_n", seed=seeded(1), **EXACT)
 
 
 @pytest.fixture(scope="module")
@@ -59,23 +60,36 @@ def distance_fit(curved_runs):
     )
 
 
+#: Families of the grouped fit: exponent and N range (8 runs each, 0.5 % noise). Six, spread
+#: over 0.06-0.10, so the population scales are well determined and the pilot chooses the
+#: centred form. The former three families at 1 % noise were too few for that (from three
+#: values the scale's posterior reaches zero, where the centred form has its funnel), and the
+#: non-centred posterior of three sharply measured families mixed so slowly (bulk ESS ~300 of
+#: 2000 draws) that max R-hat exceeded 1.01 in 6 of 10 seeds with 2 chains and in 7 of 20 with
+#: 4 (one with a stuck chain, R-hat 1.45). These gave 4-chain R-hat 1.002-1.006 and no
+#: divergence in 30 of 30 seeds, in under a second a fit.
+FAMILIES = {
+    "a": (0.07, (1e6, 1e8)),
+    "b": (0.08, (1e7, 1e9)),
+    "c": (0.09, (1e6, 1e9)),
+    "d": (0.06, (1e6, 1e9)),
+    "e": (0.10, (1e6, 1e9)),
+    "f": (0.075, (1e7, 1e9)),
+}
+
+
 @pytest.fixture(scope="module")
 def grouped_fit():
-    """Three families with different exponents and N ranges, partially pooled."""
-    rng = np.random.default_rng(4)
+    """Six families with different exponents and N ranges, partially pooled."""
+    generator = rng(4)
     frames = []
-    for label, alpha, (lo, hi) in (
-        ("a", 0.07, (1e6, 1e8)),
-        ("b", 0.08, (1e7, 1e9)),
-        ("c", 0.09, (1e6, 1e9)),
-    ):
+    for label, (alpha, (lo, hi)) in FAMILIES.items():
         n = np.geomspace(lo, hi, 8)
         loss = evaluate("power_n", {"alpha_N": alpha, "N_c": 8.8e13}, {"N": n})
-        frames.append(
-            pd.DataFrame({"N": n, "loss": loss * np.exp(rng.normal(0, 0.01, 8)), "family": label})
-        )
+        noise = np.exp(generator.normal(0, 0.005, n.size))
+        frames.append(pd.DataFrame({"N": n, "loss": loss * noise, "family": label}))
     runs = pd.concat(frames, ignore_index=True)
-    return bs.fit(runs, "power_n", groups="family", draws=1000, tune=1000, chains=2, seed=5)
+    return bs.fit(runs, "power_n", groups="family", draws=1000, tune=1000, chains=4, seed=seeded(5))
 
 
 def hdi_width(pred, kind="expected"):
@@ -87,24 +101,26 @@ def hdi_width(pred, kind="expected"):
 # Calibration when extrapolating (issue 5, "Done when").
 
 
+@pytest.mark.statistical
 def test_bands_for_larger_runs_cover_the_truth_at_about_the_nominal_rate():
-    """50 ladders up to 1e9 parameters; predict a run at 1e10 (one decade beyond)."""
-    covered_law = covered_run = 0
-    trials = 50
-    for seed in range(trials):
-        runs = ladder(seed=100 + seed)
-        fit = bs.fit(runs, "power_n", seed=seed, **EXACT)
-        truth = float(evaluate("power_n", KAPLAN_N, {"N": 1e10}))
-        new_run = float(simulate("power_n", KAPLAN_N, {"N": [1e10]}, 0.01, 500 + seed)["loss"][0])
-        s = predict(fit, {"N": 1e10}, seed=seed).summary()["hdi"]
-        lo, hi = s.sel(quantity="expected").values[0]
-        covered_law += lo <= truth <= hi
-        lo, hi = s.sel(quantity="observed").values[0]
-        covered_run += lo <= new_run <= hi
-    # Nominal 94 %: 47 of 50 on average; 85 % is 2.9 binomial sds below. Near-certain coverage
-    # would mean bands far too wide.
-    for covered in (covered_law, covered_run):
-        assert 0.85 * trials <= covered <= trials
+    """150 ladders up to 1e9 parameters; predict a run at 1e10 (one decade beyond).
+
+    Calibrated 94 % bands cover Binomial(150, 0.94) truths, 141 on average; the floor, 85 %
+    (128), fails such bands with probability 3e-5, and bands 1.5x too narrow (79 % coverage)
+    with probability 0.97. (With 50 ladders and the same floor a correct band failed one seed
+    in a hundred.)
+    """
+    trials = 150
+    covered = np.zeros(2, dtype=int)  # the law's expected loss, a new run's observed loss
+    truth = float(evaluate("power_n", KAPLAN_N, {"N": 1e10}))
+    for i in range(trials):
+        fit = bs.fit(ladder(seed=100 + i), "power_n", seed=seeded(i), **EXACT)
+        new_run = float(simulate("power_n", KAPLAN_N, {"N": [1e10]}, 0.01, 300 + i)["loss"][0])
+        s = predict(fit, {"N": 1e10}, seed=seeded(i)).summary()["hdi"]
+        for k, (kind, y) in enumerate((("expected", truth), ("observed", new_run))):
+            lo, hi = s.sel(quantity=kind).values[0]
+            covered[k] += lo <= y <= hi
+    assert np.all(covered >= 0.85 * trials), covered
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,12 +253,12 @@ def test_log_density_student_t_and_discrepancy_by_hand():
 
     from bayescale.questions.predict import Prediction
 
-    rng = np.random.default_rng(0)
+    generator = np.random.default_rng(0)
     dims = ("chain", "draw", "point")
-    log_curve = np.log(2.0) + rng.normal(0, 0.01, (2, 50, 1))
-    sigma = xr.DataArray(rng.uniform(0.01, 0.02, (2, 50)), dims=dims[:2])
-    nu = xr.DataArray(rng.uniform(3, 10, (2, 50)), dims=dims[:2])
-    shift = rng.normal(0, 0.02, (2, 50, 1))
+    log_curve = np.log(2.0) + generator.normal(0, 0.01, (2, 50, 1))
+    sigma = xr.DataArray(generator.uniform(0.01, 0.02, (2, 50)), dims=dims[:2])
+    nu = xr.DataArray(generator.uniform(3, 10, (2, 50)), dims=dims[:2])
+    shift = generator.normal(0, 0.02, (2, 50, 1))
     curve = xr.DataArray(np.exp(log_curve), dims=dims)
     expected = xr.DataArray(np.exp(log_curve + shift), dims=dims)
     empty = xr.Dataset({"N": xr.DataArray([0.0], dims="point")})
@@ -273,24 +289,28 @@ def test_save_load_predict_round_trip(ladder_fit, gp_fit, tmp_path):
         assert a == b
 
 
+@pytest.mark.statistical
 def test_in_sample_residuals_are_small_for_the_right_law(ladder_fit):
+    """Residuals of 16 runs at 1 % noise around the fitted line: their sd s has
+    16 s^2 / 0.01^2 ~ chi2(14), below 0.0035 with probability 7e-5 and above 0.02 never."""
     res = residuals(ladder_fit)
     assert res.dims == ("run",) and res.size == N_FIT.size
-    assert abs(float(res.mean())) < 0.005 and 0.005 < float(res.std()) < 0.02
+    assert abs(float(res.mean())) < 0.005 and 0.0035 < float(res.std()) < 0.02
 
 
 # --------------------------------------------------------------------------------------------
 # Groups.
 
 
+@pytest.mark.statistical
 def test_new_group_band_is_wider_than_an_existing_groups(grouped_fit):
     known = predict(grouped_fit, {"N": 1e10}, group="b")
-    new = predict(grouped_fit, {"N": 1e10}, new_group=True, seed=2)
+    new = predict(grouped_fit, {"N": 1e10}, new_group=True, seed=seeded(2))
     assert new.group == "new" and known.group == "b"
     assert hdi_width(new)[0] > 2 * hdi_width(known)[0]
-    truth = float(evaluate("power_n", {"alpha_N": 0.08, "N_c": 8.8e13}, {"N": 1e10}))
-    lo, hi = known.summary()["hdi"].sel(quantity="expected").values[0]
-    assert lo <= truth <= hi
+    truth = float(evaluate("power_n", {"alpha_N": FAMILIES["b"][0], "N_c": 8.8e13}, {"N": 1e10}))
+    draws = xr.Dataset({"loss": known.expected.isel(point=0)})
+    assert not far_from_truth(draws, {"loss": truth})
 
 
 def test_extrapolation_is_measured_against_the_groups_own_runs(grouped_fit):
@@ -309,6 +329,7 @@ def test_group_errors(grouped_fit):
         predict(grouped_fit, {"N": 1e9})
 
 
+@pytest.mark.statistical
 def test_in_sample_residuals_use_each_runs_group(grouped_fit):
     assert float(np.abs(residuals(grouped_fit)).max()) < 0.05
 

@@ -12,14 +12,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import SHARED_DATA, needs_shared_data
 
 from bayescale.core.errors import RunsTableError, UnknownNameError
-from bayescale.runs.table import load_runs
+from bayescale.runs.table import load_runs, replicate_sets
 
 PATTERN = r"^(?P<size>[^-]+)-(?P<mult>[0-9.]+)xC(?:-(?P<rerun>rerun))?$"
 SIZES = {"small": 1.0e8, "large": 4.0e8}
 COLUMNS = {"N": "size", "D": "tokens", "loss": "eval/c4/loss", "step": "_step"}
-OLMO_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "olmo-ladder" / "ladder-runs"
+OLMO_DIR = SHARED_DATA / "olmo-ladder" / "ladder-runs"
 #: Non-embedding parameters of the OLMo ladder sizes (OLMo-ladder src/scaling/utils.py
 #: MODEL_PARAMS, as recorded in ../shared/data/SOURCE.md).
 OLMO_N = {"190M": 190354176, "370M": 371262464, "760M": 758220288, "1B": 1279395840}
@@ -179,8 +180,9 @@ def test_unknown_group_still_reported_first_for_plain_names(tmp_path):
 # The real OLMo ladder (190M-1.3B x 0.5-10xC, with reruns of 1xC), final checkpoints.
 
 
+@needs_shared_data
 def test_olmo_ladder_loads_final_checkpoints_with_reruns_as_replicates():
-    runs = load_runs(OLMO_DIR, allow_replicates=True, **OLMO)
+    runs = load_runs(OLMO_DIR, **OLMO)
     table = runs.to_dataframe()
     assert len(table) == 24
     assert sorted(table["N"].unique()) == sorted(OLMO_N.values())
@@ -199,6 +201,46 @@ def test_olmo_ladder_loads_final_checkpoints_with_reruns_as_replicates():
     assert table["loss"].min() == pytest.approx(2.832, abs=1e-3)
 
 
-def test_olmo_reruns_are_duplicates_unless_allowed():
+@needs_shared_data
+def test_olmo_reruns_are_replicates_refused_only_on_request():
+    runs = load_runs(OLMO_DIR, **OLMO)
+    sets = np.bincount(replicate_sets(runs, ["N", "D"]))
+    assert (sets.size, int(np.sum(sets > 1))) == (20, 4)
     with pytest.raises(RunsTableError, match="duplicate runs"):
-        load_runs(OLMO_DIR, **OLMO)
+        load_runs(OLMO_DIR, allow_replicates=False, **OLMO)
+
+
+@needs_shared_data
+def test_olmo_ladder_fits_from_the_cli_with_its_reruns(tmp_path, capsys):
+    # The table as users have it: a directory of W&B exports, sizes only in the file names,
+    # one row per checkpoint and a 1xC rerun per size; every load_runs option is a CLI flag.
+    import json
+
+    from bayescale.cli import main
+
+    out = tmp_path / "olmo.nc"
+    columns = ",".join(f"{k}={v}" for k, v in OLMO["columns"].items())
+    argv = [
+        "fit",
+        str(OLMO_DIR),
+        "--law",
+        "power_d",
+        "--sampler",
+        "exact",
+        "--file-pattern",
+        OLMO["file_pattern"],
+        "--value-map",
+        json.dumps(OLMO["value_map"]),
+        "--columns",
+        columns,
+        "--last-per-run",
+        "source_file",
+        "-o",
+        str(out),
+    ]
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert main(["summary", str(out), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["n_runs"] == 24
+    assert doc["replicates"] == {"n_points": 20, "n_sets": 4, "n_runs_in_sets": 8}

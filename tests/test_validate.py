@@ -39,6 +39,7 @@ import json
 import numpy as np
 import pytest
 import xarray as xr
+from conftest import rng, seeded
 from scipy import stats
 
 import bayescale as bs
@@ -56,7 +57,12 @@ from bayescale.core.errors import ConfigError
 from bayescale.fitting.batch import SERIAL
 
 N_RUNS = 50
-SEED = 0
+SEED = seeded(0)
+#: Family-wise level of the uniformity verdicts asserted here: the library's default, 0.01,
+#: would fail one of this module's dozen correct SBC results in one seed of ten; at 0.001 a
+#: correct posterior fails a test once in 1000 seeds, and the posteriors these tests catch
+#: (an overconfident prior: p < 1e-6) are still far below it.
+SUITE_ALPHA = 1e-3
 N_SIMS = FAST["n_sims"]
 LAWS = bs.list_laws()
 #: Pooled fits in the suite: FAST's 400 draws in one chain (see the module docstring).
@@ -94,6 +100,7 @@ def _check_structure(result: xr.Dataset, n_sims: int) -> None:
     assert float(count.mean()) >= 30
 
 
+@pytest.mark.statistical
 @pytest.mark.parametrize("law", LAWS, ids=LAWS)
 def test_pooled_sbc_fast_configuration_is_uniform(law, pooled_sbc):
     result = pooled_sbc(law)
@@ -104,9 +111,11 @@ def test_pooled_sbc_fast_configuration_is_uniform(law, pooled_sbc):
     # The fit used exactly the prior the truths were drawn from.
     assert config["fit_priors"] == config["sim_priors"]
     assert list(result["parameter"].values) == [*bs.get_law(law).latents, "sigma"]
-    assert result.attrs["passed"] == 1, f"{law}: ranks not uniform\n{_table(result)}"
+    verdict = sbc_uniformity(result, alpha=SUITE_ALPHA)
+    assert verdict.attrs["passed"] == 1, f"{law}: ranks not uniform\n{_table(verdict)}"
 
 
+@pytest.mark.statistical
 def test_hierarchical_sbc_fast_configuration_is_uniform():
     """power_n over 4 groups of 8 runs, exponent and scale partially pooled: group values,
     population locations and scales are all calibrated, whichever form (centred or not) the
@@ -118,7 +127,8 @@ def test_hierarchical_sbc_fast_configuration_is_uniform():
         assert {f"mu_{stem}", f"tau_{stem}"} <= set(names)
         assert [n for n in names if n.startswith(f"{stem}[")] == [f"{stem}[g{g}]" for g in range(4)]
     assert json.loads(result.attrs["config"])["sampler"] == "nutpie"
-    assert result.attrs["passed"] == 1, _table(result)
+    verdict = sbc_uniformity(result, alpha=SUITE_ALPHA)
+    assert verdict.attrs["passed"] == 1, _table(verdict)
 
 
 @pytest.fixture(scope="module")
@@ -129,6 +139,7 @@ def overconfident_sbc() -> xr.Dataset:
     return sbc("power_n", **POOLED, n_runs=N_RUNS, seed=SEED, scheduler=SERIAL, fit_priors=wrong)
 
 
+@pytest.mark.statistical
 def test_sbc_detects_an_overconfident_prior(overconfident_sbc):
     """The true exponents land in the tails of their overconfident posteriors and SBC must say
     so, for that parameter above all."""
@@ -147,6 +158,7 @@ def test_sbc_detects_an_overconfident_prior(overconfident_sbc):
     assert bool(outside.any())
 
 
+@pytest.mark.statistical
 def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
     """The same 100 ladders (same seed: same truths and data) fitted by nutpie and by the exact
     conjugate posterior. The fraction of posterior draws below the truth estimates the
@@ -164,7 +176,8 @@ def test_nutpie_agrees_with_the_exact_oracle_ladder_by_ladder(pooled_sbc):
     assert np.all(np.abs(diff.mean(axis=0)) < 4 * 0.05 * np.sqrt(2) / np.sqrt(n)), diff.mean(0)
     # Per ladder: RMS difference within the Monte Carlo error of both estimates.
     assert np.all(np.sqrt((diff**2).mean(axis=0)) < 0.08), np.sqrt((diff**2).mean(0))
-    assert nuts.attrs["passed"] == 1, _table(nuts)
+    verdict = sbc_uniformity(nuts, alpha=SUITE_ALPHA)
+    assert verdict.attrs["passed"] == 1, _table(verdict)
 
 
 def test_plot_sbc_draws_every_parameter_and_flags_the_rejected_one(overconfident_sbc):
@@ -195,8 +208,8 @@ def test_plot_sbc_draws_every_parameter_and_flags_the_rejected_one(overconfident
     assert "power_n" in title and "NOT uniform" in title and f"{N_SIMS} simulations" in title
 
     # Known uniform ranks (no verdict stored): the verdict is computed, and one panel is drawn.
-    rng = np.random.default_rng(3)
-    single = plot_sbc(_pits(rng.random((N_SIMS, 2))), parameters=["p1"], prob=0.9)
+    generator = np.random.default_rng(3)
+    single = plot_sbc(_pits(generator.random((N_SIMS, 2))), parameters=["p1"], prob=0.9)
     (ax,) = single.axes
     assert ax.get_title().startswith("p1") and "90% simultaneous band" in [
         t.get_text() for t in ax.get_legend().get_texts()
@@ -215,6 +228,7 @@ def _pits(values: np.ndarray) -> xr.Dataset:
     return xr.Dataset({"pit": (("simulation", "parameter"), values)}, coords={"parameter": names})
 
 
+@pytest.mark.statistical
 def test_uniformity_test_power_at_fast_size():
     """At the fast size (100 simulations, 3 parameters) the verdict keeps its level on uniform
     ranks and detects the departures the module docstring promises.
@@ -222,13 +236,13 @@ def test_uniformity_test_power_at_fast_size():
     A posterior too narrow by a factor c puts the truth at PIT = Phi(Z / c); one biased by b
     posterior sd at Phi(Z + b), with Z standard normal. 200 repetitions estimate each rate
     to within +-0.07 (95 %)."""
-    rng = np.random.default_rng(1)
+    generator = rng(1)
     n, reps = FAST["n_sims"], 200
 
     def rejection_rate(transform) -> float:
         rejected = 0
         for _ in range(reps):
-            z = rng.standard_normal((n, 3))
+            z = generator.standard_normal((n, 3))
             pit = stats.norm.cdf(z)
             pit[:, 0] = transform(z[:, 0])
             rejected += sbc_uniformity(_pits(pit)).attrs["passed"] == 0
@@ -240,9 +254,9 @@ def test_uniformity_test_power_at_fast_size():
 
 
 def test_ecdf_data_and_band():
-    rng = np.random.default_rng(2)
+    generator = np.random.default_rng(2)
     n = 200
-    result = _pits(rng.random((n, 2)))
+    result = _pits(generator.random((n, 2)))
     ecdf = sbc_ecdf_data(result, prob=0.95)
     x = ecdf["x"].values
     assert x[0] == 0 and x[-1] == 1
