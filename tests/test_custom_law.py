@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
-from conftest import simulate
+from conftest import seeded, simulate
 
 import bayescale as bs
 from bayescale.core.errors import SamplingWarning
@@ -59,7 +59,9 @@ def toy_law():
 @pytest.fixture(scope="module")
 def runs():
     n = np.geomspace(1e6, 1e10, 16)
-    return simulate("power_n", {"alpha_N": TRUTH["a"], "N_c": TRUTH["N_c"]}, {"N": n}, 0.01, 5)
+    return simulate(
+        "power_n", {"alpha_N": TRUTH["a"], "N_c": TRUTH["N_c"]}, {"N": n}, 0.01, seeded(5)
+    )
 
 
 def test_registered_law_is_listed_and_found():
