@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     # One thread per worker, as bayescale.fitting.batch does: nutpie runs chains on its own threads.
     with (
         LocalCluster(
-            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):

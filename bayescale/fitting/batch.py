@@ -181,7 +181,7 @@ def _client(
                     n_workers=n_workers,
                     threads_per_worker=1,
                     processes=True,
-                    dashboard_address=None,
+                    dashboard_address=":0",
                 )
             )
             yield stack.enter_context(Client(cluster))
