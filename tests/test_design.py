@@ -85,7 +85,12 @@ def test_fast_estimators_rank_candidates_like_full_refits(ladder_fit):
         width = ranked[method].table.set_index("N")["width_after"]
         np.testing.assert_allclose(width[truth.index], truth, rtol=tolerance, err_msg=method)
     table = ranked["reweight"].table
-    assert (table["width_after"] < ranked["reweight"].width_now).all()
+    # Any run narrows the band in expectation, but a run inside the data (N = 1e7) only by a
+    # few per cent, less than the estimate's Monte Carlo error (2 % wider than now in one swept
+    # seed); the top run, at the edge towards the target, halves it.
+    width_now = ranked["reweight"].width_now
+    assert (table["width_after"] < 1.1 * width_now).all()
+    assert table["width_after"].iloc[0] < 0.75 * width_now
     assert table["ess_fraction"].between(0.3, 1.0).all()
     np.testing.assert_allclose(table["reduction_per_cost"], table["reduction"] / table["cost"])
     assert table["rank"].tolist() == [1, 2, 3, 4]
