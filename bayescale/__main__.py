@@ -2,6 +2,6 @@
 
 import sys
 
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 
 sys.exit(main())

@@ -1,7 +1,7 @@
 """mkdocs hooks: pages generated from the code at build time, so they cannot drift.
 
 ``<!-- bayescale:cli -->`` becomes the help of ``bayescale`` and of every subcommand, taken from
-:func:`bayescale.cli.main.build_parser`, and ``<!-- bayescale:cli NAME -->`` the help of one
+:func:`bayescale.cli.app.build_parser`, and ``<!-- bayescale:cli NAME -->`` the help of one
 subcommand; ``<!-- bayescale:benchmarks -->`` becomes the Markdown tables in
 ``benchmarks/results/*.md`` and ``<!-- bayescale:backtests -->`` a table of the backtest
 results in ``benchmarks/results/backtest_olmo*.json`` (or a note that none were generated yet).
@@ -61,7 +61,7 @@ def cli_reference(command: str | None = None) -> str:
 
     With ``command``, only that subcommand's help (or a note if this version lacks it).
     """
-    from bayescale.cli.main import build_parser
+    from bayescale.cli.app import build_parser
 
     parser = build_parser()
     commands = subcommands(parser)

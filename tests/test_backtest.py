@@ -16,7 +16,7 @@ from conftest import needs_shared_data, rng, seeded, simulate
 from test_readers import OLMO, OLMO_DIR
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.questions.backtest import backtest, interval_score, lack_of_fit
 from bayescale.runs.table import load_runs

@@ -124,7 +124,7 @@ def test_same_graph_other_data_reuses_the_model(cache_env, monkeypatch):
 #: Runs the CLI in a fresh interpreter, then reports which heavy packages it imported.
 CLI_CHILD = """
 import json, sys
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 code = main(sys.argv[2:])
 heavy = {"arviz", "arviz_base", "arviz_stats", "arviz_plots", "matplotlib", "pymc", "pytensor",
          "dask", "distributed", "scipy.stats", "scipy.optimize"}

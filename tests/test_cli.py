@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.laws.base import evaluate
 
 KAPLAN_N = {"alpha_N": 0.076, "N_c": 8.8e13}

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.laws.base import evaluate
 
 TRUE = {"E": 1.7, "A": 406.4, "B": 410.7, "alpha": 0.34, "beta": 0.28}

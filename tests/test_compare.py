@@ -19,7 +19,7 @@ import xarray as xr
 from conftest import far_from_truth, rng, seeded
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, SamplingWarning, UnknownNameError
 from bayescale.core.priors import Prior
 from bayescale.laws.base import evaluate

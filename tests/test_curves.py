@@ -18,7 +18,7 @@ from conftest import SHARED_DATA, far_from_truth, needs_shared_data, rng, seeded
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, RunsTableError, SamplingWarning, UnknownNameError
 from bayescale.laws.base import DataSummary, evaluate, get_law
 from bayescale.laws.learning import frontier_exponents

@@ -15,7 +15,7 @@ import pytest
 from conftest import rng, seeded
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError
 from bayescale.laws.base import evaluate, get_law
 from bayescale.questions.design import _target_function, band_width, design, plan, runs_needed

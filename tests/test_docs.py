@@ -83,7 +83,7 @@ def test_tutorial_runs(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 
 def test_cli_reference_lists_every_command() -> None:
-    from bayescale.cli.main import build_parser
+    from bayescale.cli.app import build_parser
 
     hooks = load_hooks()
     names = hooks.subcommands(build_parser())

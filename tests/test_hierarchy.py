@@ -15,7 +15,7 @@ import xarray as xr
 from conftest import far_from_truth, rng, seeded
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, UnknownNameError
 from bayescale.laws.base import DataSummary, evaluate, get_law
 from bayescale.model.centring import pilot_centring

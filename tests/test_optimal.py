@@ -19,7 +19,7 @@ from conftest import TRUE_PARAMS, far_from_truth, seeded, simulate
 from scipy.optimize import minimize_scalar
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.laws.base import evaluate
 from bayescale.questions.optimal import compute_frontier, optimal

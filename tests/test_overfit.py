@@ -17,7 +17,7 @@ import xarray as xr
 from conftest import TRUE_PARAMS, far_from_truth, seeded, simulate
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, UnknownNameError
 from bayescale.laws.base import evaluate
 from bayescale.questions.overfit import latent_draws, overfit, penalty

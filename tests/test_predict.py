@@ -18,7 +18,7 @@ import xarray as xr
 from conftest import far_from_truth, rng, seeded, simulate
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, UnknownNameError
 from bayescale.laws.base import evaluate, get_law, law_points
 from bayescale.model.build import discrepancy_distance

@@ -216,7 +216,7 @@ def test_olmo_ladder_fits_from_the_cli_with_its_reruns(tmp_path, capsys):
     # one row per checkpoint and a 1xC rerun per size; every load_runs option is a CLI flag.
     import json
 
-    from bayescale.cli import main
+    from bayescale.cli.app import main
 
     out = tmp_path / "olmo.nc"
     columns = ",".join(f"{k}={v}" for k, v in OLMO["columns"].items())

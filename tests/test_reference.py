@@ -13,7 +13,7 @@ from conftest import far_from_truth, rng, seeded
 from scipy.optimize import brentq, minimize_scalar
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, UnknownNameError
 from bayescale.laws.base import evaluate
 from bayescale.laws.published import (

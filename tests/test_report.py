@@ -19,7 +19,7 @@ import pytest
 from _plot_fits import EVIL, curve_fit, grouped_fit, kaplan_fit, power_fit, simulate_law
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError
 from bayescale.report import build_report
 

@@ -52,7 +52,7 @@ from test_report import DATA_URI, _images
 import bayescale as bs
 import bayescale.report
 from bayescale import plots
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, SamplingWarning
 from bayescale.fitting import samplers as fitting
 from bayescale.laws.base import DataSummary, get_law, list_laws

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import bayescale as bs
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 
 SAVED = Path(__file__).resolve().parent / "saved_fits"
 CASES = [

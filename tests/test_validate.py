@@ -52,7 +52,7 @@ from bayescale.calibration.sbc import (
     sbc_priors,
     sbc_uniformity,
 )
-from bayescale.cli.main import main
+from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError
 from bayescale.fitting.batch import SERIAL
 

@@ -59,7 +59,7 @@ def machine() -> dict[str, str]:
 
 def run_all(directory: Path) -> list[dict[str, object]]:
     """Run :data:`COMMANDS` in-process; return code, stdout and the last stderr line of each."""
-    from bayescale.cli.main import main
+    from bayescale.cli.app import main
 
     files = {"fit": str(directory / "fit.nc"), "exact": str(directory / "exact.nc")}
     results = []

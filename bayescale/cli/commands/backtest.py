@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bayescale.cli.main import (
+from bayescale.cli.app import (
     add_table_options,
     err,
     fmt,

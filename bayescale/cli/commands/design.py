@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.main import fmt, positive_float, positive_int, print_json, probability
+from bayescale.cli.app import fmt, positive_float, positive_int, print_json, probability
 
 _INPUTS = {
     "N": "parameters",

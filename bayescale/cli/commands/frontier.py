@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.main import err, fmt, output_path, print_json
+from bayescale.cli.app import err, fmt, output_path, print_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bayescale.cli.app import fmt, print_json, probability
 from bayescale.cli.commands.overfit import add_group_option
-from bayescale.cli.main import fmt, print_json, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bayescale.cli.main import fmt, print_json, probability
+from bayescale.cli.app import fmt, print_json, probability
 
 if TYPE_CHECKING:
     pass

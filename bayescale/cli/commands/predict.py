@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.main import fmt, print_json, probability
+from bayescale.cli.app import fmt, print_json, probability
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
 _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}

@@ -15,7 +15,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale references``."""
-    from bayescale.cli.main import fmt, print_json
+    from bayescale.cli.app import fmt, print_json
     from bayescale.laws.published import get_reference, list_references
 
     names = [args.name] if args.name else list_references()
