@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         done = sorted(map(int, doc["per_seed"]))
         doc.update(
             seeds_done=done,
-            seeds_planned=len(planned),
+            seeds_planned=max(len(planned), doc.get("seeds_planned", 0)),
             workers=args.workers,
             select=doc.get("select") if done_before else args.select,
             required=args.required,

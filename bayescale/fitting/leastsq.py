@@ -527,7 +527,8 @@ class _Problem:
         r0 = r[0]
         a = np.abs(r0)
         d = self.delta
-        value = float(weights @ np.where(a <= d, 0.5 * r0**2 / d, a - 0.5 * d))
+        # min(a, d) keeps the unused branch finite: r0**2 overflows for wild residuals.
+        value = float(weights @ np.where(a <= d, 0.5 * np.minimum(a, d) ** 2 / d, a - 0.5 * d))
         psi = weights * np.clip(r0, -d, d) / d
         p = theta.size
         jac = (r[1 : p + 1] - r[p + 1 :]) / (2.0 * h[:, None])
