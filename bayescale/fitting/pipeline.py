@@ -231,11 +231,10 @@ def fit(
     offset_by = None if offset_by is None else stored_column(offset_by)
     if run_id is not None:
         run_id = table.attrs.get("run_id", stored_column(run_id))
-    _check_group_sizes(table, group_cols)
-
     pooling = offsets = None
     if group_cols:
         labels = group_labels(table, group_cols)
+        _check_group_sizes(labels, group_cols)
         dim = "_".join(group_cols)
         pooling = resolve_pooling(
             law.latents,
@@ -342,10 +341,7 @@ def fit(
 MIN_GROUP_RUNS = 2
 
 
-def _check_group_sizes(table: xr.Dataset, columns: Sequence[str]) -> None:
-    if not columns:
-        return
-    labels = group_labels(table, columns)
+def _check_group_sizes(labels: np.ndarray, columns: Sequence[str]) -> None:
     names, counts = np.unique(labels, return_counts=True)
     small = names[counts < MIN_GROUP_RUNS]
     if small.size:
