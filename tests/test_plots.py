@@ -22,7 +22,9 @@ from _plot_fits import (
     kaplan_fit,
     power_fit,
 )
+from scipy import stats
 
+import bayescale as bs
 from bayescale import plots
 from bayescale.core.errors import ConfigError
 
@@ -55,12 +57,24 @@ def test_law_curve_bands_nest_and_contain_mean():
 
 
 def test_fan_band_holds_its_probability():
-    data = plots.fan(power_fit(), {"N": [1e10, 1e11]})
+    fit = power_fit()
+    data = plots.fan(fit, {"N": [1e10, 1e11]})
     draws = data["draws"]
+    # The predictive exact in the noise: log loss Normal(log curve, sigma) per posterior draw.
+    curve = np.log(bs.predict(fit, {"N": [1e10, 1e11]}).curve.values.reshape(-1, 2))
+    sigma = fit.posterior["sigma"].values.reshape(-1, 1)
     for p in (0.5, 0.94):
-        b = data["band"].sel(prob=p)
-        inside = (draws >= b.sel(ci_bound="lower")) & (draws <= b.sel(ci_bound="upper"))
-        np.testing.assert_allclose(inside.mean(("chain", "draw")), p, atol=0.02)
+        b = np.log(data["band"].sel(prob=p).values)
+        mass = stats.norm.cdf((b[None, :, 1] - curve) / sigma).mean(axis=0)
+        mass -= stats.norm.cdf((b[None, :, 0] - curve) / sigma).mean(axis=0)
+        np.testing.assert_allclose(mass, p, atol=1e-8)
+        # ... and the noisy draws fall inside at that rate, within 4 binomial sds.
+        inside = (draws >= data["band"].sel(prob=p, ci_bound="lower")) & (
+            draws <= data["band"].sel(prob=p, ci_bound="upper")
+        )
+        n = draws.sizes["chain"] * draws.sizes["draw"]
+        rate = inside.mean(("chain", "draw")).values
+        assert np.all(np.abs(rate - p) <= 4 * np.sqrt(p * (1 - p) / n)), rate
 
 
 def test_overfit_map_penalty_falls_with_data_and_kaplan_line():

@@ -16,10 +16,12 @@ import pandas as pd
 import pytest
 import xarray as xr
 from conftest import far_from_truth, rng, seeded, simulate
+from scipy import stats
 
 import bayescale as bs
 from bayescale.cli.app import main
 from bayescale.core.errors import ConfigError, UnknownNameError
+from bayescale.core.stats import hdi
 from bayescale.laws.base import evaluate, get_law, law_points
 from bayescale.model.build import discrepancy_distance
 from bayescale.questions.predict import discrepancy, extrapolation, predict, residuals
@@ -134,14 +136,39 @@ def test_p_below_is_the_fraction_of_draws_below_and_monotone(ladder_fit):
     for kind in ("expected", "observed"):
         p = pred.p_below(targets, kind=kind)
         assert p.dims == ("target", "point") and p.shape == (41, 3)
-        draws = getattr(pred, kind).values.reshape(-1, 3)
-        by_hand = (draws[None, :, :] < targets[:, None, None]).mean(axis=1)
-        np.testing.assert_array_equal(p.values, by_hand)
         assert np.all(np.diff(p.values, axis=0) >= 0)
         assert p.values.min() < 0.5 < p.values.max()  # the grid spans the distribution
+        draws = getattr(pred, kind).values.reshape(-1, 3)
+        by_hand = (draws[None, :, :] < targets[:, None, None]).mean(axis=1)
+        if kind == "expected":
+            np.testing.assert_array_equal(p.values, by_hand)
+        else:
+            # Exact in the noise: the mean over draws of Normal CDFs of log loss, by hand; and
+            # within Monte Carlo error (5 binomial sds) of the fraction of noisy draws below.
+            curve = np.log(pred.curve.values.reshape(-1, 1, 3))
+            sigma = pred.noise["sigma"].values.reshape(-1, 1, 1)
+            z = (np.log(targets)[None, :, None] - curve) / sigma
+            np.testing.assert_allclose(p.values, stats.norm.cdf(z).mean(axis=0), atol=1e-12)
+            se = np.sqrt(p.values * (1 - p.values) / draws.shape[0])
+            assert np.all(np.abs(by_hand - p.values) <= 5 * se + 1e-3)
     one = pred.p_below(float(targets[20]))
     assert one.dims == ("point",)
     np.testing.assert_array_equal(one.values, pred.p_below(targets).values[20])
+
+
+def test_observed_summary_is_exact_in_the_noise_and_matches_the_draws(ladder_fit):
+    """The observed band does not move with the noise seed, and agrees with the noisy draws."""
+    points = {"N": [1e8, 1e10, 1e11]}
+    a, b = (predict(ladder_fit, points, seed=seed) for seed in (1, 2))
+    sa, sb = (p.summary().sel(quantity="observed") for p in (a, b))
+    assert not np.array_equal(a.observed.values, b.observed.values)
+    for name in ("hdi", "median", "mean"):
+        np.testing.assert_array_equal(sa[name].values, sb[name].values)
+    from_draws = hdi(a.observed.values, 0.94)
+    width = from_draws[:, 1] - from_draws[:, 0]
+    # A sample HDI from 2,000 noisy draws is within a few % of the band's width of the truth.
+    assert np.all(np.abs(sa["hdi"].values - from_draws).max(axis=1) < 0.1 * width)
+    np.testing.assert_array_equal(a.observed_hdi().values, sa["hdi"].values)
 
 
 def test_observed_band_is_wider_than_expected_band(ladder_fit):

@@ -23,7 +23,6 @@ from bayescale.plots.style import (
     PALETTE,
     PROBS,
     figure_axes,
-    hdi_bands,
     log_axes,
     runs_column,
     style,
@@ -68,8 +67,11 @@ def fan(
     probs = check_probs(probs)
     pred: Prediction = predict(fit, inputs, group=group, new_group=new_group, seed=seed)
     obs = pred.observed
+    # Bands exact in the run-to-run noise, the same numbers as Prediction.summary.
+    band = xr.concat([pred.observed_hdi(p).drop_attrs() for p in probs], dim="prob")
+    band = band.assign_coords(prob=list(probs))
     return xr.Dataset(
-        {"median": obs.median(SAMPLE_DIMS), "band": hdi_bands(obs, probs), "draws": obs},
+        {"median": obs.median(SAMPLE_DIMS), "band": band, "draws": obs},
     ).assign_attrs(law=fit.law.name, units="nats/token")
 
 
