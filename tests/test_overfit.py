@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from conftest import TRUE_PARAMS, far_from_truth, seeded, simulate
+from conftest import TRUE_PARAMS, Z_MAX, far_from_truth, seeded, simulate
 
 import bayescale as bs
 from bayescale.cli.app import main
@@ -151,9 +151,16 @@ def test_run_penalty_matches_the_paper_formula_draw_by_draw(kaplan_fit):
 @pytest.mark.statistical
 def test_posterior_mean_penalty_tracks_the_truth(kaplan_fit, design):
     truth = true_penalty(design["N"], design["D"])
-    mean = overfit(kaplan_fit).runs["delta_L"].mean(("chain", "draw")).values
+    draws = overfit(kaplan_fit).runs["delta_L"].stack(sample=("chain", "draw"))
     big = truth > 1e-3
-    np.testing.assert_allclose(mean[big], truth[big], rtol=0.25)
+    # The penalty is positive and its posterior close to log-normal: compare in log space, in
+    # posterior sds, as far_from_truth does for parameters. A relative tolerance on the mean
+    # is not a statistical statement (one seed in 20 lands at 24 % on the smallest penalties).
+    log_draws = np.log(draws.values[big])
+    z = (log_draws.mean(axis=1) - np.log(truth[big])) / log_draws.std(axis=1)
+    assert np.abs(z).max() <= Z_MAX, z.round(2)
+    # ... and the posterior is informative: within a factor of 1.5 at 2 sds on every run.
+    assert log_draws.std(axis=1).max() < np.log(1.5) / 2
 
 
 @pytest.mark.parametrize("which", ["kaplan", "chinchilla"])

@@ -229,11 +229,16 @@ def rnsl_lm_nmt():
     """power_d_e per curve on the authors' split (Training == 1 fitted, 0 held out)."""
     options = {"holdout": {"Training": 0}, "by": "D", "seed": seeded(0)}
     options["columns"] = {"D": "Seen Examples", "loss": "Loss"}
+    # More draws and resamples than elsewhere: NMT's score rests on single held-out points
+    # near a band's edge, where an interval score is 33x the miss. With 2 x 500 draws and 200
+    # resamples the NMT ratio ranged 0.86-1.21 over 20 seeds; with these, 0.95-1.07 on the
+    # six worst of them. Each fit takes under a second.
+    sampling = {"draws": 2000, "tune": 1000, "chains": 2}
     out = {}
     for key, curve in rnsl_curves(("LM", "NMT")).items():
         with reduced_draws():
-            bayes = backtest(curve, "power_d_e", **options, **SAMPLING)
-        lsq = backtest(curve, "power_d_e", method=fit_least_squares, **options, **BOOTSTRAP)
+            bayes = backtest(curve, "power_d_e", **options, **sampling)
+        lsq = backtest(curve, "power_d_e", method=fit_least_squares, **options, n_bootstrap=1000)
         out[key] = (bayes, lsq)
     return out
 
@@ -270,7 +275,7 @@ def test_rnsl_interval_score_is_on_par_with_least_squares(rnsl_lm_nmt, domain):
     """Honest result: per domain, bayescale and the bootstrap score within 2 % of each other.
 
     Per held-out point, pooled over the domain's curves (the full run: LM 0.0032 vs 0.0032,
-    NMT 0.056 vs 0.056 nats). The margin, 25 %, allows for the reduced draws here.
+    NMT 0.056 vs 0.056 nats). The margin, 25 %, is over twice the seed-to-seed spread.
     """
     pairs = [pair for (d, _), pair in rnsl_lm_nmt.items() if d == domain]
     scores = [
