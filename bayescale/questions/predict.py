@@ -162,8 +162,8 @@ class Prediction:
 
         The observed loss is summarised from the mixture over posterior draws with the
         run-to-run noise integrated out (:mod:`bayescale.core.mixture`), not from one noise
-        draw per posterior draw, whose Monte Carlo error moved a 94 % band's edge by a third
-        of its distance to the curve between seeds.
+        draw per posterior draw, whose Monte Carlo error moved the band's edge enough to change
+        a held-out run's interval score threefold between seeds of one fit.
 
         Parameters
         ----------
