@@ -121,7 +121,7 @@ class Prediction:
         import arviz_stats as azs
         import xarray as xr
 
-        from bayescale.core.mixture import mixture_mean, mixture_quantile
+        from bayescale.core.mixture import mixture_hdi, mixture_mean, mixture_quantile
 
         prob = self.prob if prob is None else check_prob(prob)
         expected = self.expected
@@ -139,7 +139,7 @@ class Prediction:
         observed = {
             "mean": np.asarray(mean),
             "median": np.exp(mixture_quantile(0.5, loc, scale, df)),
-            "hdi": self.observed_hdi(prob).values,
+            "hdi": mixture_hdi(loc, scale, prob, df),  # observed_hdi's numbers, components reused
         }
         kinds = xr.DataArray(list(_KINDS), dims=QUANTITY)
         out = xr.Dataset(
