@@ -19,6 +19,10 @@ Two things every test file takes from here rather than spelling out:
 * **The public tables.** Tests reading ``../shared/data`` are marked :data:`needs_shared_data`:
   they skip, naming the folder, where it is absent (a fresh clone elsewhere); ``.ci/run``
   refuses to start without it, so CI never skips them.
+
+Fits that several test files need with the same data and settings are session fixtures here
+(:func:`chinchilla_ladder_fit`, :func:`n_only_fit`), built once per pytest process (once per
+xdist worker). Tests only read them: a test that changes a fit works on a copy.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+import bayescale as bs
 from bayescale.laws.base import evaluate, get_law
 from bayescale.runs.table import PF_DAY_FLOPS
 
@@ -199,3 +204,36 @@ def simulate_law(law: str, *, n_runs: int, noise_sd: float, seed: int) -> pd.Dat
 def simulate_fixture():
     """The :func:`simulate` helper, for tests that prefer a fixture to an import."""
     return simulate
+
+
+# --------------------------------------------------------------------------------------------
+# Fits shared by several test files (session scope: one per pytest process or xdist worker).
+
+
+@pytest.fixture(scope="session")
+def chinchilla_ladder_fit() -> bs.Fit:
+    """chinchilla on the bundled 56-run ``chinchilla_ladder``: 4 chains x 1000 draws, 1000 tune,
+    ``target_accept=0.95``, seed :func:`seeded` ``(1)``.
+
+    Shared by ``test_optimal`` and ``test_overfit``, whose statistical tests check it recovers
+    the published parameters (hence the full draws, and the seed moved by
+    ``BAYESCALE_TEST_SEED``). The isoFLOP ladder's posterior has a narrow ridge between E and
+    the exponents: smaller steps than the default keep NUTS free of divergences on it.
+    """
+    return bs.fit(
+        "chinchilla_ladder",
+        "chinchilla",
+        draws=1000,
+        tune=1000,
+        chains=4,
+        seed=seeded(1),
+        target_accept=0.95,
+    )
+
+
+@pytest.fixture(scope="session")
+def n_only_fit() -> bs.Fit:
+    """power_n, exact sampler (2 chains x 100 draws, default seed), on six runs with no data size D:
+    ``N`` 1e6-1e9 log-spaced, loss 4 to 3. The fit that questions needing D must refuse."""
+    runs = pd.DataFrame({"N": np.geomspace(1e6, 1e9, 6), "loss": np.linspace(4, 3, 6)})
+    return bs.fit(runs, "power_n", sampler="exact", draws=100, chains=2)

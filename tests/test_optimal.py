@@ -1,8 +1,9 @@
 """Compute-optimal allocation (C = 6ND) and the compute-efficient frontier.
 
-The chinchilla fit is of the bundled ``chinchilla_ladder`` (simulated from Hoffmann et al.'s
-Approach 3 parameters) and the kaplan_nd fit of the bundled ``kaplan_ladder``, with the same
-settings as ``test_overfit`` so the whole suite compiles each model shape once.
+The chinchilla fit is conftest's ``chinchilla_ladder_fit`` of the bundled ``chinchilla_ladder``
+(simulated from Hoffmann et al.'s Approach 3 parameters), shared with ``test_overfit``; the
+kaplan_nd fit is of the bundled ``kaplan_ladder``, with the same settings as ``test_overfit``'s
+so the whole suite compiles each model shape once.
 """
 
 from __future__ import annotations
@@ -31,28 +32,13 @@ BUDGETS = np.array([1e19, 1e22, 1e25])
 
 
 @pytest.fixture(scope="module")
-def chinchilla_fit():
-    # The isoFLOP ladder's posterior has a narrow ridge between E and the exponents: smaller
-    # steps than the default keep NUTS free of divergences on it.
-    return bs.fit(
-        "chinchilla_ladder",
-        "chinchilla",
-        draws=1000,
-        tune=1000,
-        chains=4,
-        seed=seeded(1),
-        target_accept=0.95,
-    )
-
-
-@pytest.fixture(scope="module")
 def kaplan_fit():
     return bs.fit("kaplan_ladder", "kaplan_nd", draws=500, tune=500, chains=4, seed=seeded(0))
 
 
 @pytest.fixture(scope="module")
-def fits(chinchilla_fit, kaplan_fit):
-    return {"chinchilla": chinchilla_fit, "kaplan_nd": kaplan_fit}
+def fits(chinchilla_ladder_fit, kaplan_fit):
+    return {"chinchilla": chinchilla_ladder_fit, "kaplan_nd": kaplan_fit}
 
 
 # --------------------------------------------------------------------------------------------
@@ -60,8 +46,8 @@ def fits(chinchilla_fit, kaplan_fit):
 
 
 @pytest.mark.statistical
-def test_chinchilla_allocation_exponents_contain_the_truth(chinchilla_fit):
-    result = optimal(chinchilla_fit, 1e21)
+def test_chinchilla_allocation_exponents_contain_the_truth(chinchilla_ladder_fit):
+    result = optimal(chinchilla_ladder_fit, 1e21)
     alpha, beta = CHINCHILLA["alpha"], CHINCHILLA["beta"]
     truth = {"a": beta / (alpha + beta), "b": alpha / (alpha + beta)}
     assert not far_from_truth(result.draws, truth)
@@ -102,8 +88,8 @@ def test_closed_form_agrees_with_brute_force_minimisation(law, fits):
             assert n_opt * float(result.draws["D_opt"].values[c, d, j]) * 6 == pytest.approx(budget)
 
 
-def test_allocation_follows_its_exponents(chinchilla_fit):
-    result = optimal(chinchilla_fit, [1e20, 1e24])
+def test_allocation_follows_its_exponents(chinchilla_ladder_fit):
+    result = optimal(chinchilla_ladder_fit, [1e20, 1e24])
     d = result.draws
     for name, exponent in (("N_opt", d["a"]), ("D_opt", d["b"])):
         slope = np.log(d[name].isel(C=1) / d[name].isel(C=0)) / np.log(1e4)
@@ -119,9 +105,9 @@ def test_kaplan_optimal_loss_is_a_power_law_in_compute(kaplan_fit):
     np.testing.assert_allclose(slope.values, expected.values, rtol=1e-8)
 
 
-def test_pf_days_are_converted(chinchilla_fit):
-    in_days = optimal(chinchilla_fit, [1.0, 100.0], compute_unit="pf-days")
-    in_flops = optimal(chinchilla_fit, [PF_DAY_FLOPS, 100 * PF_DAY_FLOPS])
+def test_pf_days_are_converted(chinchilla_ladder_fit):
+    in_days = optimal(chinchilla_ladder_fit, [1.0, 100.0], compute_unit="pf-days")
+    in_flops = optimal(chinchilla_ladder_fit, [PF_DAY_FLOPS, 100 * PF_DAY_FLOPS])
     np.testing.assert_allclose(in_days.draws["N_opt"].values, in_flops.draws["N_opt"].values)
     np.testing.assert_allclose(in_days.C, in_flops.C)
     assert [p["C"] for p in in_days.to_dict()["points"]] == [1.0, 100.0]
@@ -145,12 +131,12 @@ def test_bands_over_the_default_grid(kaplan_fit):
     assert (np.diff(median["N_opt"]) > 0).all() and (np.diff(median["L_opt"]) < 0).all()
 
 
-def test_draws_without_an_interior_optimum_are_reported(chinchilla_fit):
-    post = chinchilla_fit.posterior.copy(deep=True)
+def test_draws_without_an_interior_optimum_are_reported(chinchilla_ladder_fit):
+    post = chinchilla_ladder_fit.posterior.copy(deep=True)
     post["alpha"][0, :100] = -0.05  # the N term then grows with N: the best model is the smallest
-    tree = chinchilla_fit.tree.copy()
+    tree = chinchilla_ladder_fit.tree.copy()
     tree["posterior"] = xr.DataTree(post)
-    broken = dataclasses.replace(chinchilla_fit, tree=tree)
+    broken = dataclasses.replace(chinchilla_ladder_fit, tree=tree)
     result = optimal(broken, 1e21)
     assert np.isnan(result.draws["N_opt"].values[0, :100]).all()
     assert np.isfinite(result.draws["N_opt"].values[1:]).all()
@@ -176,11 +162,9 @@ def test_bad_options_raise(kaplan_fit, args, kwargs, pattern):
         optimal(kaplan_fit, *args, **kwargs)
 
 
-def test_law_without_d_has_no_allocation():
-    runs = pd.DataFrame({"N": np.geomspace(1e6, 1e9, 6), "loss": np.linspace(4, 3, 6)})
-    f = bs.fit(runs, "power_n", sampler="exact", draws=100, chains=2)
+def test_law_without_d_has_no_allocation(n_only_fit):
     with pytest.raises(ConfigError, match="needs a law of both N and D"):
-        optimal(f, 1e21)
+        optimal(n_only_fit, 1e21)
 
 
 # --------------------------------------------------------------------------------------------
@@ -277,8 +261,8 @@ def one_error_line(err: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def fit_file(chinchilla_fit, tmp_path_factory):
-    return chinchilla_fit.save(tmp_path_factory.mktemp("optimal") / "chinchilla.nc")
+def fit_file(chinchilla_ladder_fit, tmp_path_factory):
+    return chinchilla_ladder_fit.save(tmp_path_factory.mktemp("optimal") / "chinchilla.nc")
 
 
 def test_cli_json_has_the_documented_shape(fit_file, capsys):
@@ -335,9 +319,8 @@ def test_cli_not_a_fit_file_exits_2(tmp_path, capsys):
     assert "not a netCDF file" in one_error_line(err)
 
 
-def test_cli_law_without_d_exits_2(tmp_path, capsys):
-    runs = pd.DataFrame({"N": np.geomspace(1e6, 1e9, 6), "loss": np.linspace(4, 3, 6)})
-    path = bs.fit(runs, "power_n", sampler="exact", draws=100, chains=2).save(tmp_path / "n.nc")
+def test_cli_law_without_d_exits_2(n_only_fit, tmp_path, capsys):
+    path = n_only_fit.save(tmp_path / "n.nc")
     code, _, err = run_cli(capsys, "optimal", str(path), "--C", "1e21")
     assert code == 2
     assert "power_n" in one_error_line(err)

@@ -2,7 +2,8 @@
 
 Every kaplan_nd fit here uses the 54-run design of the bundled ``kaplan_ladder`` (9 model sizes
 by 6 dataset sizes), so nutpie compiles one model shape for the module (the same one as
-``test_bundled_fit``); the chinchilla fit uses the bundled ``chinchilla_ladder``.
+``test_bundled_fit``); the chinchilla fit is conftest's ``chinchilla_ladder_fit`` of the bundled
+``chinchilla_ladder``, shared with ``test_optimal``.
 """
 
 from __future__ import annotations
@@ -66,21 +67,6 @@ def ladders(design):
 @pytest.fixture(scope="module")
 def kaplan_fit(ladders):
     return ladders[0][1]
-
-
-@pytest.fixture(scope="module")
-def chinchilla_fit():
-    # The isoFLOP ladder's posterior has a narrow ridge between E and the exponents: smaller
-    # steps than the default keep NUTS free of divergences on it.
-    return bs.fit(
-        "chinchilla_ladder",
-        "chinchilla",
-        draws=1000,
-        tune=1000,
-        chains=4,
-        seed=seeded(1),
-        target_accept=0.95,
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,8 +150,8 @@ def test_posterior_mean_penalty_tracks_the_truth(kaplan_fit, design):
 
 
 @pytest.mark.parametrize("which", ["kaplan", "chinchilla"])
-def test_d_min_puts_the_penalty_exactly_at_epsilon(which, kaplan_fit, chinchilla_fit):
-    f = kaplan_fit if which == "kaplan" else chinchilla_fit
+def test_d_min_puts_the_penalty_exactly_at_epsilon(which, kaplan_fit, chinchilla_ladder_fit):
+    f = kaplan_fit if which == "kaplan" else chinchilla_ladder_fit
     N = np.array([1e8, 1e10, 1e12])
     result = overfit(f, epsilon=0.05, inputs={"N": N})
     d_min = result.points["D_min"]
@@ -216,9 +202,9 @@ def test_asked_points_report_penalty_and_flag(kaplan_fit):
 # The analogous definition for chinchilla
 
 
-def test_chinchilla_penalty_is_the_d_term_over_the_infinite_data_loss(chinchilla_fit):
-    result = overfit(chinchilla_fit)
-    post = chinchilla_fit.posterior
+def test_chinchilla_penalty_is_the_d_term_over_the_infinite_data_loss(chinchilla_ladder_fit):
+    result = overfit(chinchilla_ladder_fit)
+    post = chinchilla_ladder_fit.posterior
     p = {k: post[k].values[..., None] for k in ("E", "A", "B", "alpha", "beta")}
     N, D = result.runs["N"].values, result.runs["D"].values
     expected = (p["B"] / D ** p["beta"]) / (p["E"] + p["A"] / N ** p["alpha"])
@@ -226,14 +212,15 @@ def test_chinchilla_penalty_is_the_d_term_over_the_infinite_data_loss(chinchilla
 
 
 @pytest.mark.statistical
-def test_chinchilla_exponent_is_the_local_slope_of_d_min(chinchilla_fit):
+def test_chinchilla_exponent_is_the_local_slope_of_d_min(chinchilla_ladder_fit):
     ref = 3e9
-    result = overfit(chinchilla_fit, reference_N=ref)
-    pts = overfit(chinchilla_fit, inputs={"N": [ref / 1.01, ref * 1.01]}).points["D_min"]
+    result = overfit(chinchilla_ladder_fit, reference_N=ref)
+    pts = overfit(chinchilla_ladder_fit, inputs={"N": [ref / 1.01, ref * 1.01]}).points["D_min"]
     slope = np.log(pts.isel(point=1) / pts.isel(point=0)) / np.log(1.01**2)
     np.testing.assert_allclose(result.exponent.values, slope.values, rtol=1e-3)
     # Between 0 (the floor E dominates) and alpha/beta (the reducible N term dominates).
-    ratio = (chinchilla_fit.posterior["alpha"] / chinchilla_fit.posterior["beta"]).values
+    post = chinchilla_ladder_fit.posterior
+    ratio = (post["alpha"] / post["beta"]).values
     assert np.all((result.exponent.values > 0) & (result.exponent.values < ratio))
     true_slope = (
         CHINCHILLA["alpha"]
@@ -339,11 +326,9 @@ def test_cli_group_option_selects_one_group(grouped_fit, tmp_path, capsys):
 # Errors
 
 
-def test_law_without_d_is_a_config_error():
-    runs = pd.DataFrame({"N": np.geomspace(1e6, 1e9, 6), "loss": np.linspace(4, 3, 6)})
-    f = bs.fit(runs, "power_n", sampler="exact", draws=100, chains=2)
+def test_law_without_d_is_a_config_error(n_only_fit):
     with pytest.raises(ConfigError, match=r"needs a law of model size N and data D.*power_n"):
-        overfit(f)
+        overfit(n_only_fit)
 
 
 @pytest.mark.parametrize(
@@ -431,9 +416,8 @@ def test_cli_not_a_fit_file_exits_2(tmp_path, capsys):
     assert "not a netCDF file" in one_error_line(err)
 
 
-def test_cli_law_without_d_exits_2(tmp_path, capsys):
-    runs = pd.DataFrame({"N": np.geomspace(1e6, 1e9, 6), "loss": np.linspace(4, 3, 6)})
-    path = bs.fit(runs, "power_n", sampler="exact", draws=100, chains=2).save(tmp_path / "n.nc")
+def test_cli_law_without_d_exits_2(n_only_fit, tmp_path, capsys):
+    path = n_only_fit.save(tmp_path / "n.nc")
     code, _, err = run_cli(capsys, "overfit", str(path))
     assert code == 2
     assert "power_n" in one_error_line(err)
