@@ -20,7 +20,7 @@ from distributed import Client, LocalCluster
 import bayescale as bs
 from bayescale.calibration.sbc import sbc
 from bayescale.core.errors import ConfigError
-from bayescale.fitting.batch import SERIAL, fit_many, run_batch
+from bayescale.fitting.batch import SERIAL, BatchOptions, fit_many, run_batch
 
 LAW = "power_n"
 N_GOOD = 21
@@ -160,3 +160,28 @@ def test_bad_batch_options_are_refused():
         run_batch(_scaled, {"a": {"x": 1.0}}, n_workers=0)
     with pytest.raises(bs.UnknownNameError, match="unknown law"):
         fit_many({"a": None}, "power_q", scheduler=SERIAL)
+
+
+def test_batch_options_hold_the_keyword_arguments_of_run_batch(tmp_path):
+    """run_batch, fit_many and sbc share their five batch keyword arguments through
+    BatchOptions: the same defaults, the same run, the same errors."""
+    import dataclasses
+    import inspect
+
+    names = [f.name for f in dataclasses.fields(BatchOptions)]
+    assert names == ["store", "client", "scheduler", "n_workers", "progress"]
+    for function in (run_batch, fit_many, sbc):
+        params = inspect.signature(function).parameters
+        assert {n: params[n].default for n in names} == dataclasses.asdict(BatchOptions())
+    tasks = {"a": {"x": 1.0}, "b": {"x": 2.0}}
+    options = BatchOptions(store=tmp_path, scheduler=SERIAL)
+    tree = options.run(_scaled, tasks)
+    again = run_batch(_scaled, tasks, store=tmp_path, scheduler=SERIAL)
+    assert [float(tree[k]["y"]) for k in tasks] == [float(again[k]["y"]) for k in tasks]
+    assert again["reused"].values.tolist() == [True, True]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.n_workers = 2  # type: ignore[misc]
+    with pytest.raises(ConfigError, match="n_workers must be a whole number >= 1, got 0"):
+        BatchOptions(n_workers=0).run(_scaled, tasks)
+    with pytest.raises(ConfigError, match="give either client= or scheduler='serial'"):
+        BatchOptions(client=object(), scheduler=SERIAL).run(_scaled, tasks)  # type: ignore[arg-type]

@@ -53,7 +53,7 @@ import math
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -476,8 +476,9 @@ def sbc(
     alpha : float
         Significance level of the uniformity verdict (see :func:`sbc_uniformity`).
     store, client, scheduler, n_workers, progress
-        Where and how the fits run; see :func:`bayescale.fitting.batch.run_batch`. With ``store``
-        an interrupted run resumes where it stopped.
+        Where and how the fits run (:class:`~bayescale.fitting.batch.BatchOptions`); see
+        :func:`bayescale.fitting.batch.run_batch`. With ``store`` an interrupted run resumes
+        where it stopped.
 
     Returns
     -------
@@ -500,7 +501,7 @@ def sbc(
     """
     import xarray as xr
 
-    from bayescale.fitting.batch import run_batch
+    from bayescale.fitting.batch import BatchOptions
     from bayescale.fitting.samplers import list_samplers
     from bayescale.model.build import check_likelihood
 
@@ -559,21 +560,13 @@ def sbc(
     }
     # Fixed-width names: a rerun with more simulations reuses the stored ones.
     tasks = {f"sim{i:06d}": {"spec": spec, "index": i} for i in range(n_sims)}
-    tree = run_batch(
-        simulate_and_rank,
-        tasks,
-        store=store,
-        client=client,
-        scheduler=scheduler,
-        n_workers=n_workers,
-        progress=progress,
-    )
+    tree = BatchOptions(store, client, scheduler, n_workers, progress).run(simulate_and_rank, tasks)
     root = tree.to_dataset()
     done = [k for k in tasks if k in tree.children]
     index = xr.DataArray(np.arange(n_sims), dims=SIMULATION)
     if done:
         stacked = xr.concat(
-            [tree[k].to_dataset(inherit=False) for k in done],
+            [cast("xr.DataTree", tree[k]).to_dataset(inherit=False) for k in done],
             dim=SIMULATION,
             coords="minimal",
             join="exact",

@@ -13,9 +13,19 @@ import math
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
+from bayescale.cli.options import (
+    add_sampling_options,
+    add_table_options,
+    law_option,
+    output_path,
+    positive_float,
+    positive_int,
+    probability,
+    sampling_options,
+    table_options,
+)
 from bayescale.core.errors import BayescaleError, ConfigError
 
 __all__ = [
@@ -40,139 +50,6 @@ EXIT_INTERNAL = 1
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
-def law_option(runs: str, law: str | None) -> str:
-    """Return ``--law``, or the law a bundled dataset named by ``runs`` was made for."""
-    from bayescale.runs.table import dataset_info, list_datasets
-
-    if law is not None:
-        return law
-    if runs in list_datasets() or not Path(runs).exists():
-        # An unknown name gets the same "not a bundled dataset, did you mean" as load_runs.
-        return dataset_info(runs)["law"]
-    raise ConfigError("--law is required (e.g. --law chinchilla); see 'bayescale laws'")
-
-
-def output_path(text: str, option: str = "-o") -> Path:
-    """Check that ``text`` names a file the command can write, before any work is done.
-
-    Parameters
-    ----------
-    text : str
-        The path given on the command line.
-    option : str, default "-o"
-        The option that named it, for the message.
-
-    Returns
-    -------
-    pathlib.Path
-        The path, unchanged.
-
-    Raises
-    ------
-    ConfigError
-        If its directory does not exist or cannot be written to, or the path is a directory.
-    """
-    import os
-    import tempfile
-
-    out = Path(text)
-    where = f"cannot write {option} {text!r}"
-    if out.is_dir():
-        raise ConfigError(f"{where}: it is a directory; give a file name")
-    if not out.parent.is_dir():
-        raise ConfigError(f"{where}: directory {str(out.parent)!r} does not exist")
-    # Permission bits do not stop root, and a read-only file system only shows on writing, so
-    # write a probe where the atomic writer will put its temporary file.
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=out.parent)
-    except OSError as exc:
-        raise ConfigError(f"{where}: {exc.strerror or exc}") from None
-    os.close(fd)
-    os.unlink(probe)
-    return out
-
-
-def add_table_options(parser: argparse.ArgumentParser) -> None:
-    """Add the options that say how to read a runs table (every option of ``load_runs``)."""
-    table = parser.add_argument_group("reading the runs table")
-    table.add_argument("--columns", help="map canonical names to columns, e.g. N=params,D=tokens")
-    table.add_argument(
-        "--compute-unit", default="flops", help="unit of the C column: flops (default) or pf-days"
-    )
-    table.add_argument("--derive-compute", action="store_true", help="set C = 6 N D from N and D")
-    table.add_argument(
-        "--file-pattern",
-        metavar="REGEX",
-        help="regex with named groups read from each file name into columns",
-    )
-    table.add_argument(
-        "--value-map",
-        metavar="JSON",
-        help='map column labels to numbers: JSON text or file, e.g. {"size": {"190M": 1.9e8}}',
-    )
-    table.add_argument(
-        "--last-per-run",
-        nargs="?",
-        const=True,
-        metavar="COL",
-        help="keep each run's final checkpoint; COL identifies a run (default: a column named "
-        "run, run_id, run_name, name or source_file)",
-    )
-    table.add_argument(
-        "--drop-copies",
-        action="store_true",
-        help="drop rows identical in every column to an earlier row (default: an error)",
-    )
-    table.add_argument(
-        "--no-replicates",
-        dest="allow_replicates",
-        action="store_false",
-        help="refuse replicate runs (same inputs, different loss); default: use them",
-    )
-    table.add_argument(
-        "--max-loss",
-        type=positive_float,
-        metavar="NATS",
-        help="largest plausible loss in nats/token (default 20)",
-    )
-
-
-def table_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Return the ``load_runs`` keyword arguments given by :func:`add_table_options`."""
-    options = {
-        "columns": args.columns,
-        "compute_unit": args.compute_unit,
-        "derive_compute": args.derive_compute,
-        "file_pattern": args.file_pattern,
-        "value_map": _value_map(args.value_map),
-        "last_per_run": args.last_per_run,
-        "drop_copies": args.drop_copies,
-        "allow_replicates": args.allow_replicates,
-    }
-    if args.max_loss is not None:
-        options["max_loss"] = args.max_loss
-    return options
-
-
-def _value_map(text: str | None) -> dict[str, Any] | None:
-    """``--value-map``: JSON text, or the path of a JSON file, of ``{column: {label: number}}``."""
-    if text is None:
-        return None
-    source = "--value-map"
-    if not text.lstrip().startswith("{"):
-        path = Path(text)
-        if not path.is_file():
-            raise ConfigError(f"--value-map {text!r} is neither JSON text nor an existing file")
-        source, text = f"--value-map file {text!r}", path.read_text(encoding="utf-8")
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ConfigError(f"{source} is not valid JSON: {exc}") from None
-    if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
-        raise ConfigError(f'{source} must be {{"column": {{"label": number, ...}}, ...}}')
-    return value
-
-
 def _cmd_fit(args: argparse.Namespace) -> int:
     from bayescale.fitting.pipeline import fit
     from bayescale.laws.base import get_law
@@ -198,10 +75,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         priors=args.priors,
         likelihood=args.likelihood,
         sampler=args.sampler,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        seed=args.seed,
+        **sampling_options(args),
         prior_draws=args.prior_draws,
         groups=groups,
         pool=_key_values(args.pool, "--pool") or None,
@@ -333,39 +207,6 @@ def _cmd_laws(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------
-def positive_int(text: str) -> int:
-    """Argparse type: a whole number >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {value}")
-    return value
-
-
-def probability(text: str) -> float:
-    """Argparse type: a probability strictly between 0 and 1."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a probability, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"probability must be between 0 and 1, got {value}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """Argparse type: a positive finite number, e.g. ``1e11``."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (value > 0 and math.isfinite(value)):
-        raise argparse.ArgumentTypeError(f"expected a positive finite number, got {text}")
-    return value
-
-
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose usage errors are one line, like every other input error."""
 
@@ -398,14 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--priors", help="JSON or TOML file of prior overrides by parameter name")
     p.add_argument("--likelihood", default="normal", help="normal (default) or student_t")
     p.add_argument("--sampler", default="nutpie", help="nutpie (default), pymc or exact")
-    p.add_argument(
-        "--draws", type=positive_int, default=1000, help="draws per chain (default 1000)"
-    )
-    p.add_argument(
-        "--tune", type=positive_int, default=1000, help="tuning steps per chain (default 1000)"
-    )
-    p.add_argument("--chains", type=positive_int, default=4, help="number of chains (default 4)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_sampling_options(p, defaults_in_help=True)
     p.add_argument("--prior-draws", type=int, default=0, help="also draw this many prior samples")
     prog = p.add_mutually_exclusive_group()
     prog.add_argument(

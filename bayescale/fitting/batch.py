@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     import xarray as xr
     from distributed import Client
 
-__all__ = ["SERIAL", "TASK", "fit_many", "fit_to_tree", "run_batch"]
+__all__ = ["SERIAL", "TASK", "BatchOptions", "fit_many", "fit_to_tree", "run_batch"]
 
 #: Name of the dimension along which per-task status is gathered.
 TASK = "task"
@@ -154,10 +154,9 @@ def _write_failure(store: Path | None, key: str, outcome: _Outcome, digest: str)
 # Execution
 # --------------------------------------------------------------------------------------------
 @contextmanager
-def _client(
-    client: Client | None, scheduler: str | None, n_workers: int | None
-) -> Iterator[Client | None]:
+def _client(options: BatchOptions) -> Iterator[Client | None]:
     """Yield the Dask client: the given one, one connected to ``scheduler``, or a new cluster's."""
+    client, scheduler, n_workers = options.client, options.scheduler, options.n_workers
     if scheduler == SERIAL:
         if client is not None:
             raise ConfigError(f"give either client= or scheduler={SERIAL!r}, not both")
@@ -247,6 +246,123 @@ class _Progress:
             print(f"batch: {text}", file=sys.stderr, flush=True)
 
 
+@dataclass(frozen=True)
+class BatchOptions:
+    """Where and how the tasks of a batch run, and :meth:`run`, which runs them.
+
+    The keyword arguments ``store``, ``client``, ``scheduler``, ``n_workers`` and ``progress``
+    of :func:`run_batch` (documented there), which :func:`fit_many` and
+    :func:`bayescale.calibration.sbc.sbc` take too: each gathers them here and calls
+    :meth:`run`, so they are checked and used in one place, with the same defaults and errors.
+
+    Attributes
+    ----------
+    store : str or path, optional
+        Directory of finished and failed tasks (resume).
+    client : distributed.Client, optional
+        Client of the cluster to use.
+    scheduler : str, optional
+        Scheduler address, or :data:`SERIAL`.
+    n_workers : int, optional
+        Workers of the local cluster.
+    progress : bool
+        Report progress on stderr.
+    """
+
+    store: str | Path | None = None
+    client: Client | None = None
+    scheduler: str | None = None
+    n_workers: int | None = None
+    progress: bool = False
+
+    def run(
+        self,
+        fn: Callable[..., xr.Dataset | xr.DataTree],
+        tasks: Mapping[str, Mapping[str, Any]],
+    ) -> xr.DataTree:
+        """Run ``fn(**kwargs)`` for every task with these options; see :func:`run_batch`.
+
+        Parameters
+        ----------
+        fn : callable
+            Importable function returning an :class:`xarray.Dataset` or DataTree.
+        tasks : mapping of str to mapping
+            Task name to keyword arguments of ``fn``.
+
+        Returns
+        -------
+        xarray.DataTree
+            As :func:`run_batch`.
+
+        Raises
+        ------
+        ConfigError
+            For a bad task name, an unreachable scheduler, or conflicting options.
+        """
+        import numpy as np
+        import xarray as xr
+
+        for key in tasks:
+            if not isinstance(key, str) or not _KEY.match(key):
+                raise ConfigError(
+                    f"batch task name {key!r} is not usable as a file name: use letters, digits "
+                    "and _.=+- (not starting with one of .-+=)"
+                )
+        n_workers = self.n_workers
+        if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
+            raise ConfigError(f"n_workers must be a whole number >= 1, got {n_workers!r}")
+        folder = None if self.store is None else Path(self.store)
+        if folder is not None:
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(f"cannot create batch store {str(folder)!r}: {exc}") from None
+
+        digests = {key: _digest(fn, kwargs) for key, kwargs in tasks.items()}
+        results: dict[str, xr.DataTree] = {}
+        outcomes: dict[str, _Outcome] = {}
+        if folder is not None:
+            for key in tasks:
+                found = _stored(folder, key, digests[key])
+                if found is not None:
+                    results[key] = found
+        todo = {key: kwargs for key, kwargs in tasks.items() if key not in results}
+        bar = _Progress(len(tasks), len(results), self.progress)
+        if todo:
+            with _client(self) as dask_client:
+                for key, outcome in _outcomes(fn, todo, dask_client):
+                    if outcome.error:
+                        _write_failure(folder, key, outcome, digests[key])
+                    else:
+                        results[key] = _write(folder, key, outcome.value, digests[key])
+                        outcome.value = None
+                    outcomes[key] = outcome
+                    bar.update(key, outcome)
+
+        keys = list(tasks)
+        status = np.array(["done" if k in results else "failed" for k in keys])
+        root = xr.Dataset(
+            {
+                "status": (TASK, status),
+                "error": (
+                    TASK,
+                    np.array([outcomes[k].error if k in outcomes else "" for k in keys]),
+                ),
+                "warnings": (
+                    TASK,
+                    np.array(
+                        ["\n".join(outcomes[k].warnings) if k in outcomes else "" for k in keys]
+                    ),
+                ),
+                "seconds": (TASK, np.array([outcomes.get(k, _Outcome()).seconds for k in keys])),
+                "reused": (TASK, np.array([k not in outcomes for k in keys])),
+            },
+            coords={TASK: np.array(keys, dtype=str)},
+            attrs={"n_failed": int((status == "failed").sum())},
+        )
+        return xr.DataTree(dataset=root, children={k: results[k] for k in keys if k in results})
+
+
 def run_batch(
     fn: Callable[..., xr.Dataset | xr.DataTree],
     tasks: Mapping[str, Mapping[str, Any]],
@@ -304,62 +420,7 @@ def run_batch(
     >>> out["status"].values.tolist()
     ['done']
     """
-    import numpy as np
-    import xarray as xr
-
-    for key in tasks:
-        if not isinstance(key, str) or not _KEY.match(key):
-            raise ConfigError(
-                f"batch task name {key!r} is not usable as a file name: use letters, digits "
-                "and _.=+- (not starting with one of .-+=)"
-            )
-    if n_workers is not None and (not isinstance(n_workers, int) or n_workers < 1):
-        raise ConfigError(f"n_workers must be a whole number >= 1, got {n_workers!r}")
-    folder = None if store is None else Path(store)
-    if folder is not None:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"cannot create batch store {str(folder)!r}: {exc}") from None
-
-    digests = {key: _digest(fn, kwargs) for key, kwargs in tasks.items()}
-    results: dict[str, xr.DataTree] = {}
-    outcomes: dict[str, _Outcome] = {}
-    if folder is not None:
-        for key in tasks:
-            found = _stored(folder, key, digests[key])
-            if found is not None:
-                results[key] = found
-    todo = {key: kwargs for key, kwargs in tasks.items() if key not in results}
-    bar = _Progress(len(tasks), len(results), progress)
-    if todo:
-        with _client(client, scheduler, n_workers) as dask_client:
-            for key, outcome in _outcomes(fn, todo, dask_client):
-                if outcome.error:
-                    _write_failure(folder, key, outcome, digests[key])
-                else:
-                    results[key] = _write(folder, key, outcome.value, digests[key])
-                    outcome.value = None
-                outcomes[key] = outcome
-                bar.update(key, outcome)
-
-    keys = list(tasks)
-    status = np.array(["done" if k in results else "failed" for k in keys])
-    root = xr.Dataset(
-        {
-            "status": (TASK, status),
-            "error": (TASK, np.array([outcomes[k].error if k in outcomes else "" for k in keys])),
-            "warnings": (
-                TASK,
-                np.array(["\n".join(outcomes[k].warnings) if k in outcomes else "" for k in keys]),
-            ),
-            "seconds": (TASK, np.array([outcomes.get(k, _Outcome()).seconds for k in keys])),
-            "reused": (TASK, np.array([k not in outcomes for k in keys])),
-        },
-        coords={TASK: np.array(keys, dtype=str)},
-        attrs={"n_failed": int((status == "failed").sum())},
-    )
-    return xr.DataTree(dataset=root, children={k: results[k] for k in keys if k in results})
+    return BatchOptions(store, client, scheduler, n_workers, progress).run(fn, tasks)
 
 
 # --------------------------------------------------------------------------------------------
@@ -404,7 +465,8 @@ def fit_many(
     law : str
         Registered law name.
     store, client, scheduler, n_workers, progress
-        See :func:`run_batch`. Each stored result ``<store>/<name>.nc`` is a fit file
+        Where and how the fits run (:class:`BatchOptions`); see :func:`run_batch`. Each stored
+        result ``<store>/<name>.nc`` is a fit file
         (:func:`bayescale.fitting.result.load_fit`).
     **fit_kwargs
         Passed to :func:`bayescale.fitting.pipeline.fit` (sampler, draws, priors, groups...).
@@ -420,12 +482,4 @@ def fit_many(
 
     name = get_law(law).name  # fail early on a bad name; workers get the plain name
     tasks = {key: {"runs": runs, "law": name, **fit_kwargs} for key, runs in tables.items()}
-    return run_batch(
-        fit_to_tree,
-        tasks,
-        store=store,
-        client=client,
-        scheduler=scheduler,
-        n_workers=n_workers,
-        progress=progress,
-    )
+    return BatchOptions(store, client, scheduler, n_workers, progress).run(fit_to_tree, tasks)

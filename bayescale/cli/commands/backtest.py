@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bayescale.cli.app import (
+from bayescale.cli.app import err, fmt, print_json
+from bayescale.cli.options import (
+    add_sampling_options,
     add_table_options,
-    err,
-    fmt,
     law_option,
     positive_int,
-    print_json,
     probability,
+    sampling_options,
     table_options,
 )
 
@@ -48,10 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--priors", help="JSON or TOML file of prior overrides")
     model.add_argument("--likelihood", default="normal", help="normal (default) or student_t")
     model.add_argument("--sampler", default="nutpie", help="nutpie (default), pymc or exact")
-    model.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
-    model.add_argument("--tune", type=positive_int, default=1000, help="tuning steps per chain")
-    model.add_argument("--chains", type=positive_int, default=4, help="number of chains")
-    model.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_sampling_options(model)
     model.add_argument("--group", action="append", metavar="COL", help="hierarchical over COL")
     model.add_argument("--offset-by", metavar="COL", help="log-loss offset per level of COL")
     model.add_argument(
@@ -175,9 +172,7 @@ def _fitting(args: argparse.Namespace) -> dict[str, Any]:
             "priors": args.priors,
             "likelihood": args.likelihood,
             "sampler": args.sampler,
-            "draws": args.draws,
-            "tune": args.tune,
-            "chains": args.chains,
+            **sampling_options(args, seed=False),
             "groups": args.group or (),
             "offset_by": args.offset_by,
             "discrepancy": None if args.discrepancy == "none" else args.discrepancy,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import fmt, positive_float, print_json, probability
+from bayescale.cli.app import fmt, print_json
+from bayescale.cli.options import positive_float, probability
 
 #: Canonical inputs a target may give, with their units.
 _INPUTS = {"N": "parameters", "D": "tokens", "C": "FLOPs, or PF-days with --compute-unit"}

@@ -20,14 +20,15 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from bayescale.cli.app import (
+from bayescale.cli.app import err, print_json
+from bayescale.cli.options import (
+    add_sampling_options,
+    add_seed_option,
     add_table_options,
-    err,
     output_path,
     positive_float,
-    positive_int,
-    print_json,
     probability,
+    sampling_options,
     table_options,
 )
 
@@ -65,7 +66,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _step_options(a)
     a.add_argument("--run", action="append", metavar="ID", help="run to predict (repeat)")
     a.add_argument("--prob", type=probability, default=0.94, help="HDI probability (default 0.94)")
-    a.add_argument("--seed", type=int, default=0, help="seed of the noise draws (default 0)")
+    add_seed_option(a, "seed of the noise draws (default 0)")
     a.set_defaults(func=_runs)
 
     a = actions.add_parser("minimum", help="Kaplan's S_min, E_min and C_min of each row")
@@ -128,10 +129,7 @@ def _fit_options(a: argparse.ArgumentParser) -> None:
             "0 keeps all (default 30)"
         ),
     )
-    a.add_argument("--draws", type=positive_int, default=1000, help="draws per chain")
-    a.add_argument("--tune", type=positive_int, default=1500, help="tuning steps per chain")
-    a.add_argument("--chains", type=positive_int, default=4, help="number of chains")
-    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_sampling_options(a, tune=1500)
 
 
 def _curves(args: argparse.Namespace, path: str, required: tuple[str, ...]) -> Any:
@@ -171,10 +169,7 @@ def _fit(args: argparse.Namespace) -> int:
         law,
         run_id=run_id,
         run_noise=args.run_noise,
-        draws=args.draws,
-        tune=args.tune,
-        chains=args.chains,
-        seed=args.seed,
+        **sampling_options(args),
     )
     result.save(out)
     d = result.diagnostics
@@ -212,11 +207,8 @@ def _extrapolate(args: argparse.Namespace) -> int:
             run_id=early.attrs["run_id"],
             per_run=_per_run(args.per_run),
             prob=args.prob,
-            seed=args.seed,
             run_noise=args.run_noise,
-            draws=args.draws,
-            tune=args.tune,
-            chains=args.chains,
+            **sampling_options(args),
         )
     print_json({"law": pred.law, "prob": pred.prob, "points": prediction_rows(pred)})
     return 0

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import fmt, positive_float, positive_int, print_json, probability
+from bayescale.cli.app import fmt, print_json
+from bayescale.cli.options import add_seed_option, positive_float, positive_int, probability
 
 _INPUTS = {
     "N": "parameters",
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--compute-unit", default="flops", choices=("flops", "pf-days"), help="unit of --target-C"
     )
     p.add_argument("--prob", type=probability, default=0.94, help="band probability (0.94)")
-    p.add_argument("--seed", type=int, default=0, help="seed of simulated outcomes")
+    add_seed_option(p, "seed of simulated outcomes")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

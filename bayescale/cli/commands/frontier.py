@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import err, fmt, output_path, print_json
+from bayescale.cli.app import err, fmt, print_json
+from bayescale.cli.options import output_path
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import fmt, print_json, probability
-from bayescale.cli.commands.overfit import add_group_option
+from bayescale.cli.app import fmt, print_json
+from bayescale.cli.options import add_group_option, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from bayescale.cli.app import fmt, print_json, probability
+from bayescale.cli.app import fmt, print_json
+from bayescale.cli.options import add_group_option, probability
 
 if TYPE_CHECKING:
     pass
@@ -52,15 +53,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--prob", type=probability, default=0.94, help="HDI probability (default 0.94)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
-
-
-def add_group_option(p: argparse.ArgumentParser) -> None:
-    """Add ``--group COL=VALUE`` (one group of a hierarchical fit)."""
-    p.add_argument(
-        "--group",
-        metavar="COL=VALUE",
-        help="one group of a hierarchical fit (default: every group)",
-    )
 
 
 def run(args: argparse.Namespace) -> int:

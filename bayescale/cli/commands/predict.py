@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import fmt, print_json, probability
+from bayescale.cli.app import fmt, print_json
+from bayescale.cli.options import add_group_option, add_seed_option, probability
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
 _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}
@@ -36,9 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="unit of --C (default flops; 1 PF-day = 8.64e19 FLOPs)",
     )
     who = p.add_mutually_exclusive_group()
-    who.add_argument(
-        "--group", metavar="COL=VALUE", help="predict for this group of a hierarchical fit"
-    )
+    add_group_option(who, "predict for this group of a hierarchical fit")
     who.add_argument(
         "--new-group",
         action="store_true",
@@ -49,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--target-loss", type=float, metavar="L", help="report P(loss < L), L in nats/token"
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of the predictive draws (default 0)")
+    add_seed_option(p, "seed of the predictive draws (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

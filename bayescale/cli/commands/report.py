@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import err, output_path, positive_float, probability
+from bayescale.cli.app import err
+from bayescale.cli.options import output_path, positive_float, probability
 
 
 def register(sub: argparse._SubParsersAction) -> None:

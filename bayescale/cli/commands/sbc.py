@@ -4,7 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from bayescale.cli.app import err, fmt, output_path, positive_int, print_json, probability
+from bayescale.cli.app import err, fmt, print_json
+from bayescale.cli.options import (
+    add_sampling_options,
+    add_seed_option,
+    output_path,
+    positive_int,
+    probability,
+    sampling_options,
+)
+
+#: Help of the sampler options, whose defaults depend on ``--fast``.
+_SAMPLING_HELP = {
+    "draws": "draws per chain (default 1000; --fast 200)",
+    "tune": "tuning steps (default 1000; --fast 300)",
+    "chains": "chains (default 4; --fast 2)",
+}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,13 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto (default: exact for pooled log-linear laws, else nutpie), nutpie, pymc, exact",
     )
-    p.add_argument("--draws", type=positive_int, help="draws per chain (default 1000; --fast 200)")
-    p.add_argument("--tune", type=positive_int, help="tuning steps (default 1000; --fast 300)")
-    p.add_argument("--chains", type=positive_int, help="chains (default 4; --fast 2)")
+    add_sampling_options(p, draws=None, tune=None, chains=None, help=_SAMPLING_HELP, seed=False)
     p.add_argument(
         "--fast", action="store_true", help="the test suite's configuration (fewer, shorter fits)"
     )
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    add_seed_option(p)
     p.add_argument(
         "--alpha",
         type=probability,
@@ -65,12 +78,7 @@ def run(args: argparse.Namespace) -> int:
 
     out = output_path(args.output)
     base = FAST if args.fast else {"n_sims": 200, "draws": 1000, "tune": 1000, "chains": 4}
-    settings = {
-        "n_sims": args.sims or base["n_sims"],
-        "draws": args.draws or base["draws"],
-        "tune": args.tune or base["tune"],
-        "chains": args.chains or base["chains"],
-    }
+    settings = {"n_sims": args.sims or base["n_sims"], **sampling_options(args, defaults=base)}
     err(
         f"SBC of {args.law}: {settings['n_sims']} ladders of {args.runs} runs"
         + (f" in {args.groups} groups" if args.groups else "")
@@ -82,7 +90,6 @@ def run(args: argparse.Namespace) -> int:
         groups=args.groups,
         likelihood=args.likelihood,
         sampler=args.sampler,
-        seed=args.seed,
         alpha=args.alpha,
         store=args.store,
         scheduler=args.scheduler,
