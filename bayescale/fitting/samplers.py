@@ -147,7 +147,7 @@ def _sample_nutpie(req: SamplerRequest) -> xr.DataTree:
     # posteriors of weakly identified ladders can be curved the same way (40 noisy Chinchilla
     # runs: up to 124 divergences), so a low-rank run that diverges or whose chains disagree
     # is redone with the diagonal adaptation.
-    attempts = (NUTPIE_ADAPTATION, "diag") if data.pooling is None else ("diag",)
+    attempts = (NUTPIE_ADAPTATION, "diag") if not _hierarchical(data) else ("diag",)
     for adaptation in attempts:
         target = req.target_accept
         if adaptation == "low_rank":
@@ -212,3 +212,8 @@ def _sample_exact(req: SamplerRequest) -> xr.DataTree:
         chains=req.chains,
         seed=req.seed,
     )
+
+
+def _hierarchical(data: ModelData) -> bool:
+    """Whether some latent is drawn from a learned population (partial pooling)."""
+    return data.pooling is not None and "partial" in data.pooling.modes.values()
