@@ -17,6 +17,7 @@ text alternative names the quantities it shows.
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import warnings
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import BayescaleError, ConfigError, SamplingWarning
 
 if TYPE_CHECKING:
@@ -195,14 +197,14 @@ def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float
         for name in fit.law.inputs:
             _try_figure(
                 s,
-                lambda name=name: plots.plot_groups(fit, input=name),
+                functools.partial(plots.plot_groups, fit, input=name),
                 f"loss against {name} by {fit.pooling.dim}, with the band of a new group",
             )
     else:
         for name in fit.law.inputs:
             _try_figure(
                 s,
-                lambda name=name: plots.plot_law(fit, input=name, targets=targets.get(name, ())),
+                functools.partial(plots.plot_law, fit, input=name, targets=targets.get(name, ())),
                 f"runs, posterior-mean law and 50%/94% bands against {name}",
             )
         if set(fit.law.inputs) == {"N", "D"}:
@@ -233,7 +235,7 @@ def _predictions_section(
         return
     if len(inputs) == 1 and direct:
         name = inputs[0]
-        group = {"new_group": True} if fit.pooling is not None else {}
+        group: dict[str, Any] = {"new_group": True} if fit.pooling is not None else {}
         p = predict(fit, {name: asked[name]}, prob=prob, **group).summary()
         rows = []
         for j, x in enumerate(asked[name]):
@@ -408,8 +410,7 @@ def build_report(
 
     if not fits:
         raise ConfigError("a report needs at least one fit")
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1, got {prob}")
+    check_prob(prob)
     for name, values in (("N", N), ("C", C)):
         if any(not (np.isfinite(v) and v > 0) for v in values):
             raise ConfigError(f"--{name} values must be positive and finite, got {list(values)}")

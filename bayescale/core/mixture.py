@@ -18,6 +18,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
+
 __all__ = ["mixture_cdf", "mixture_hdi", "mixture_mean", "mixture_quantile"]
 
 #: Newton iterations of a quantile solve (each step is safeguarded by bisection).
@@ -168,8 +170,7 @@ def mixture_hdi(loc: Any, scale: Any, prob: float, df: Any = None) -> np.ndarray
     >>> bool(lo < 1 < hi)
     True
     """
-    if not 0 < prob < 1:
-        raise ValueError(f"prob must be in (0, 1), got {prob}")
+    check_prob(prob)
     m = _mixture(loc, scale, df)
     shape = m.loc.shape[1:]
     tail = 1 - prob
@@ -198,6 +199,7 @@ def mixture_hdi(loc: Any, scale: Any, prob: float, df: Any = None) -> np.ndarray
         s_lo = np.where(rising, np.nan if s_lo is None else s_lo, slope)
     # A secant step between the bracket's ends where both slopes are known; its midpoint
     # otherwise (a bracket end still at 0 or 1 - prob).
+    assert s_lo is not None and s_hi is not None  # set by the first of _HDI_STEPS > 0 steps
     with np.errstate(invalid="ignore", divide="ignore"):
         a = a_lo - s_lo * (a_hi - a_lo) / (s_hi - s_lo)
     a = np.where(np.isfinite(a) & (a > a_lo) & (a < a_hi), a, 0.5 * (a_lo + a_hi))

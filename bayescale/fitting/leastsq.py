@@ -460,22 +460,15 @@ def _load_table(
 ) -> xr.Dataset:
     import xarray as xr
 
-    from bayescale.runs.table import load_runs
+    from bayescale.runs.source import read_table
 
-    if isinstance(runs, xr.Dataset):
-        if columns is not None or load_kwargs:
-            raise ConfigError(
-                "columns= and loading options apply to a runs file or DataFrame; this runs "
-                "table is an already loaded Dataset"
-            )
-        absent = [c for c in (*law.inputs, "loss") if c not in runs]
-        if absent:
-            raise RunsTableError(
-                f"runs table has no column {absent[0]!r} (needed by law {law.name!r})"
-            )
-        return runs
-    return load_runs(
-        runs, columns=columns, required=(*law.inputs, "loss"), law_name=law.name, **load_kwargs
+    if isinstance(runs, xr.Dataset) and (columns is not None or load_kwargs):
+        raise ConfigError(
+            "columns= and loading options apply to a runs file or DataFrame; this runs "
+            "table is an already loaded Dataset"
+        )
+    return read_table(
+        runs, required=(*law.inputs, "loss"), law_name=law.name, columns=columns, **load_kwargs
     )
 
 

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
+from bayescale.core.checks import check_int
 from bayescale.core.errors import (
     ConfigError,
+    RunsTableError,
     SamplingWarning,
     did_you_mean,
 )
-from bayescale.core.priors import Prior, merge_priors
+from bayescale.core.priors import Prior, load_priors, merge_priors
 from bayescale.fitting.result import Diagnostics, Fit
 from bayescale.fitting.samplers import SamplerRequest, get_sampler
 from bayescale.laws.base import Law, get_law
@@ -31,19 +34,19 @@ from bayescale.model.build import (
     HYPER_PREFIX,
     ModelData,
     Offsets,
+    RunEffect,
     build_model,
     check_discrepancy,
     check_likelihood,
     default_priors,
 )
-from bayescale.model.centring import pilot_centring
+from bayescale.model.centring import RUN_NOISES, pilot_centring, pilot_run_centring
 from bayescale.model.pooling import resolve_pooling
-from bayescale.runs.table import group_labels
+from bayescale.runs.curves import order_column
+from bayescale.runs.source import read_table
+from bayescale.runs.table import check_enough_points, group_labels, stored_column
 
-if TYPE_CHECKING:
-    import xarray as xr
-
-__all__ = ["fit"]
+__all__ = ["Prepared", "fit", "package", "prepare", "specify"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,28 +162,16 @@ def fit(
     >>> f = bs.fit("kaplan_ladder", "kaplan_nd", draws=200, tune=200, chains=2)  # doctest: +SKIP
     >>> f.summary()  # doctest: +SKIP
     """
-    import xarray as xr
-
-    from bayescale.core.priors import load_priors
-    from bayescale.runs.table import check_enough_points, load_runs, stored_column
-
     law = get_law(law)
     likelihood = check_likelihood(likelihood)
     discrepancy = check_discrepancy(discrepancy, likelihood)
     sample = get_sampler(sampler)
-    for name, value, low in (
-        ("draws", draws, 1),
-        ("tune", tune, 0),
-        ("chains", chains, 1),
-        ("prior_draws", prior_draws, 0),
-    ):
-        if not isinstance(value, int | np.integer) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-    if isinstance(priors, str | Path):
-        priors = load_priors(priors)
+    for name, value, low in (("draws", draws, 1), ("tune", tune, 0), ("chains", chains, 1)):
+        check_int(name, value, low)
+    check_int("prior_draws", prior_draws, 0)
+    if target_accept is not None and not 0 < target_accept < 1:
+        raise ConfigError(f"target_accept must be between 0 and 1, got {target_accept}")
     group_cols = [groups] if isinstance(groups, str) else list(groups)
-    if offset_by is not None and offset_by in group_cols:
-        raise ConfigError(f"column {offset_by!r} cannot be both a group and the offset column")
     if sampler == "exact" and discrepancy is not None:
         raise ConfigError(
             "the exact sampler needs a constant scatter; use sampler='nutpie' with discrepancy"
@@ -189,57 +180,135 @@ def fit(
         raise ConfigError(
             "the exact sampler fits pooled laws only; use sampler='nutpie' with groups"
         )
+    prepared = prepare(
+        runs,
+        law,
+        columns=columns,
+        compute_unit=compute_unit,
+        derive_compute=derive_compute,
+        groups=group_cols,
+        pool=pool,
+        centred=centred,
+        offset_by=offset_by,
+        offset_reference=offset_reference,
+        discrepancy=discrepancy,
+        run_id=run_id,
+        run_noise=run_noise,
+    )
+    request = specify(
+        prepared,
+        priors=priors,
+        likelihood=likelihood,
+        draws=draws,
+        tune=tune,
+        chains=chains,
+        seed=seed,
+        progressbar=progressbar,
+        target_accept=target_accept,
+    )
+    result = package(sample(request), prepared, request, sampler=sampler, prior_draws=prior_draws)
+    for problem in result.diagnostics.problems:
+        warnings.warn(f"{law.name} fit: {problem}", SamplingWarning, stacklevel=2)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# The steps
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Prepared:
+    """A runs table made ready for one law (the first step of :func:`fit`).
+
+    Attributes
+    ----------
+    law : Law
+        The law to fit.
+    table : xarray.Dataset
+        The checked runs table, along dim ``run``.
+    data : ModelData
+        What the model is built from: centred log inputs, log loss, groups, offsets, run
+        effects (centring of hierarchical parameters not chosen yet: see :func:`specify`).
+    groups : list of str
+        Group columns, as the table stores them.
+    run_id : str or None
+        Run id column of a learning-curve table, as the table stores it.
+    """
+
+    law: Law
+    table: xr.Dataset
+    data: ModelData
+    groups: list[str]
+    run_id: str | None = None
+
+
+def prepare(
+    runs: Any,
+    law: str | Law,
+    *,
+    columns: Mapping[str, str] | str | None = None,
+    compute_unit: str = "flops",
+    derive_compute: bool = False,
+    groups: Sequence[str] | str = (),
+    pool: Mapping[str, str] | None = None,
+    centred: bool | Mapping[str, bool] | None = None,
+    offset_by: str | None = None,
+    offset_reference: str | None = None,
+    discrepancy: str | None = None,
+    run_id: str | None = None,
+    run_noise: str = "ar1",
+) -> Prepared:
+    """Read and check the runs for a law, and lay out the model's data (step 1 of :func:`fit`).
+
+    Parameters are those of :func:`fit` that say what the data are and how they are grouped.
+
+    Returns
+    -------
+    Prepared
+        The table and the model data.
+
+    Raises
+    ------
+    RunsTableError
+        If the table is unusable for the law (missing columns, too few points, a group with
+        fewer than :data:`MIN_GROUP_RUNS` runs, broken learning curves).
+    ConfigError
+        For conflicting options (a column both group and offset, ``pool`` without groups, an
+        unknown ``run_noise``).
+    """
+    law = get_law(law)
+    group_cols = [groups] if isinstance(groups, str) else list(groups)
+    if offset_by is not None and offset_by in group_cols:
+        raise ConfigError(f"column {offset_by!r} cannot be both a group and the offset column")
     if not group_cols and (pool or centred is not None):
         raise ConfigError("pool= and centred= need groups=; no group column was given")
-    label_cols = [*group_cols, *([offset_by] if offset_by else [])]
-
-    if run_id is not None:
-        from bayescale.runs.curves import load_curves
-
-        table = load_curves(
-            runs,
-            run_id=run_id,
-            columns=columns,
-            required=law.inputs,
-            groups=label_cols,
-            law_name=law.name,
-            compute_unit=compute_unit,
-            derive_compute=derive_compute,
+    if run_id is not None and run_noise not in RUN_NOISES:
+        raise ConfigError(
+            f"unknown run_noise {run_noise!r}. " + did_you_mean(run_noise, RUN_NOISES)
         )
-    elif isinstance(runs, xr.Dataset):
-        table = runs
-        absent = [c for c in (*law.inputs, "loss", *label_cols) if c not in table]
-        if absent:
-            from bayescale.core.errors import RunsTableError
-
-            raise RunsTableError(
-                f"runs table has no column {absent[0]!r} (needed by law {law.name!r})"
-            )
-    else:
-        table = load_runs(
-            runs,
-            columns=columns,
-            compute_unit=compute_unit,
-            derive_compute=derive_compute,
-            required=(*law.inputs, "loss"),
-            groups=label_cols,
-            law_name=law.name,
-        )
+    table = read_table(
+        runs,
+        required=(*law.inputs, "loss"),
+        groups=[*group_cols, *([offset_by] if offset_by else [])],
+        run_id=run_id,
+        law_name=law.name,
+        columns=columns,
+        compute_unit=compute_unit,
+        derive_compute=derive_compute,
+    )
     check_enough_points(table, law.inputs, law.n_params, law.name)
     # From here on, columns are named as the loaded table stores them ("run" as "run_label").
     group_cols = [stored_column(g) for g in group_cols]
     offset_by = None if offset_by is None else stored_column(offset_by)
     if run_id is not None:
         run_id = table.attrs.get("run_id", stored_column(run_id))
-    pooling = offsets = None
+    pooling = offsets = run_effect = None
     if group_cols:
         labels = group_labels(table, group_cols)
         _check_group_sizes(labels, group_cols)
-        dim = "_".join(group_cols)
         pooling = resolve_pooling(
             law.latents,
             labels,
-            dim=dim,
+            dim="_".join(group_cols),
             pool=pool,
             centred=centred,
             aliases=law.aliases,
@@ -247,93 +316,135 @@ def fit(
         )
     if offset_by is not None:
         offsets = Offsets.from_labels(offset_by, table[offset_by].values, offset_reference)
-    run_effect = None
     if run_id is not None:
-        from bayescale.model.build import RunEffect
-        from bayescale.model.centring import RUN_NOISES
-        from bayescale.runs.curves import order_column
-
-        if run_noise not in RUN_NOISES:
-            raise ConfigError(
-                f"unknown run_noise {run_noise!r}. " + did_you_mean(run_noise, RUN_NOISES)
-            )
         steps = table[order_column(table)].values if run_noise == "ar1" else None
         run_effect = RunEffect.from_labels(run_id, table[run_id].values, steps=steps)
-    inputs = {k: table[k].values for k in law.inputs}
     data = ModelData.from_arrays(
-        inputs,
+        {k: table[k].values for k in law.inputs},
         table["loss"].values,
         pooling=pooling,
         offsets=offsets,
         discrepancy=discrepancy,
         run_effect=run_effect,
     )
+    return Prepared(law, table, data, group_cols, run_id)
+
+
+def specify(
+    prepared: Prepared,
+    *,
+    priors: Mapping[str, Prior | Mapping[str, Any]] | str | Path | None = None,
+    likelihood: str = "normal",
+    draws: int = 1000,
+    tune: int = 1000,
+    chains: int = 4,
+    seed: int = 0,
+    progressbar: bool = False,
+    target_accept: float | None = None,
+) -> SamplerRequest:
+    """Settle the model: priors, the form of hierarchical parameters, step size target.
+
+    Step 2 of :func:`fit`. The default priors (scaled to the data) are merged with
+    ``priors``; partially pooled parameters and run offsets not forced centred or non-centred
+    get the form a short pilot fit prefers (see :mod:`bayescale.model.centring`).
+
+    Parameters are those of :func:`fit` of the same names.
+
+    Returns
+    -------
+    SamplerRequest
+        Everything a sampler needs; its ``data`` carries the chosen centring.
+    """
+    law, data = prepared.law, prepared.data
+    if isinstance(priors, str | Path):
+        priors = load_priors(priors)
     defaults = default_priors(
         law,
         data.summary,
         likelihood=likelihood,
-        pooling=pooling,
-        offsets=offsets,
-        discrepancy=discrepancy,
-        run_effect=run_effect,
+        pooling=data.pooling,
+        offsets=data.offsets,
+        discrepancy=data.discrepancy,
+        run_effect=data.run_effect,
     )
     used = merge_priors(defaults, priors, law_name=law.name)
+    base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
+    pooling = data.pooling
     if pooling is not None and set(pooling.centred) - set(pooling.forced):
-        base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
         chosen = pilot_centring(law.log_loss, data.u, data.log_loss, pooling, base)
-        pooling = pooling.with_centring(chosen)
-        data = replace(data, pooling=pooling)
-    if run_effect is not None:
-        from bayescale.model.centring import pilot_run_centring
-
-        base = {k: used.get(k, p) for k, p in law.default_priors(data.summary).items()}
-        run_effect = pilot_run_centring(law, data.u, data.log_loss, run_effect, base)
+        data = replace(data, pooling=pooling.with_centring(chosen))
+    if data.run_effect is not None:
+        run_effect = pilot_run_centring(law, data.u, data.log_loss, data.run_effect, base)
         data = replace(data, run_effect=run_effect)
     if target_accept is None:
         # Two scales (noise and discrepancy) trade off near zero much as a hierarchy's do.
-        target_accept = (
-            0.95
-            if pooling is not None or discrepancy is not None or run_effect is not None
-            else 0.8
-        )
-    elif not 0 < target_accept < 1:
-        raise ConfigError(f"target_accept must be between 0 and 1, got {target_accept}")
-    req = SamplerRequest(
+        hard = pooling is not None or data.discrepancy is not None or data.run_effect is not None
+        target_accept = 0.95 if hard else 0.8
+    return SamplerRequest(
         law, data, used, likelihood, draws, tune, chains, seed, progressbar, target_accept
     )
-    raw = sample(req)
 
+
+def package(
+    raw: xr.DataTree,
+    prepared: Prepared,
+    request: SamplerRequest,
+    *,
+    sampler: str,
+    prior_draws: int = 0,
+) -> Fit:
+    """Package a sampler's draws as a :class:`Fit` (step 4 of :func:`fit`).
+
+    Parameters
+    ----------
+    raw : xarray.DataTree
+        The sampler's output (``posterior``, ``sample_stats``).
+    prepared, request : Prepared, SamplerRequest
+        The first two steps' results.
+    sampler : str
+        Name of the sampler used, stored in the settings.
+    prior_draws : int
+        If positive, also draw this many samples from the prior and prior predictive.
+
+    Returns
+    -------
+    Fit
+        With the data groups, settings, diagnostics and the metadata a saved fit needs to
+        predict (source, columns, groups, pooling, offsets, run effects).
+    """
+    law, data, table = request.law, request.data, prepared.table
     tree = _assemble(raw, law, table, data)
-    if run_effect is not None:
+    if data.run_effect is not None:
         # A compiled model reused with new data keeps the run ids it was compiled with.
         post = tree["posterior"].to_dataset()
-        tree["posterior"] = xr.DataTree(post.assign_coords({run_id: list(run_effect.labels)}))
+        run_coords = {prepared.run_id: list(data.run_effect.labels)}
+        tree["posterior"] = xr.DataTree(post.assign_coords(run_coords))
     if prior_draws:
-        tree = _add_prior(tree, law, data, used, likelihood, prior_draws, seed)
+        tree = _add_prior(
+            tree, law, data, request.priors, request.likelihood, prior_draws, request.seed
+        )
     settings = {
         "sampler": sampler,
-        "draws": draws,
-        "tune": tune,
-        "chains": chains,
-        "seed": seed,
-        "likelihood": likelihood,
-        "target_accept": target_accept,
+        "draws": request.draws,
+        "tune": request.tune,
+        "chains": request.chains,
+        "seed": request.seed,
+        "likelihood": request.likelihood,
+        "target_accept": request.target_accept,
     }
-    if discrepancy is not None:
+    if data.discrepancy is not None:
         # With its unit of distance, so saved fits predict with the scale they were fitted.
-        settings |= {"discrepancy": discrepancy, "discrepancy_scale": data.distance_scale}
-    diagnostics = Diagnostics.from_tree(tree)
-    for problem in diagnostics.problems:
-        warnings.warn(f"{law.name} fit: {problem}", SamplingWarning, stacklevel=2)
+        settings |= {"discrepancy": data.discrepancy, "discrepancy_scale": data.distance_scale}
     meta = {
         "source": str(table.attrs.get("source", "")),
         "columns": table.attrs.get("columns", "{}"),
-        "groups": group_cols,
-        "pooling": None if pooling is None else pooling.to_dict(),
-        "offsets": None if offsets is None else offsets.to_dict(),
-        "run_effect": None if run_effect is None else run_effect.to_dict(),
+        "groups": prepared.groups,
+        "pooling": None if data.pooling is None else data.pooling.to_dict(),
+        "offsets": None if data.offsets is None else data.offsets.to_dict(),
+        "run_effect": None if data.run_effect is None else data.run_effect.to_dict(),
     }
-    return Fit(law, tree, used, data.summary, settings, diagnostics, meta)
+    diagnostics = Diagnostics.from_tree(tree)
+    return Fit(law, tree, request.priors, data.summary, settings, diagnostics, meta)
 
 
 #: Fewest runs a group of a hierarchical fit may have: one run cannot tell the group's own
@@ -345,8 +456,6 @@ def _check_group_sizes(labels: np.ndarray, columns: Sequence[str]) -> None:
     names, counts = np.unique(labels, return_counts=True)
     small = names[counts < MIN_GROUP_RUNS]
     if small.size:
-        from bayescale.core.errors import RunsTableError
-
         which = ", ".join(repr(str(n)) for n in small[:5]) + (
             f" and {small.size - 5} more" if small.size > 5 else ""
         )
@@ -359,10 +468,8 @@ def _check_group_sizes(labels: np.ndarray, columns: Sequence[str]) -> None:
 
 def _assemble(raw: xr.DataTree, law: Law, table: xr.Dataset, data: ModelData) -> xr.DataTree:
     """Keep posterior and sample stats from the sampler; add data groups in a fixed layout."""
-    import xarray as xr
-
     post = raw["posterior"].to_dataset()
-    post = post.drop_vars([v for v in post.data_vars if v.startswith(HYPER_PREFIX)])
+    post = post.drop_vars([v for v in post.data_vars if str(v).startswith(HYPER_PREFIX)])
     groups: dict[str, Any] = {"posterior": post}
     if "sample_stats" in raw.children:
         groups["sample_stats"] = raw["sample_stats"].to_dataset()
@@ -385,7 +492,6 @@ def _add_prior(
     seed: int,
 ) -> xr.DataTree:
     import pymc as pm
-    import xarray as xr
 
     model = build_model(law, data, priors=priors, likelihood=likelihood)
     prior = pm.sample_prior_predictive(draws=draws, model=model, random_seed=seed)

@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.fitting.quality import LackOfFit, lack_of_fit
 
@@ -136,8 +137,7 @@ def score_draws(draws: Any, y: Any, prob: float) -> pd.DataFrame:
         )
     if not (np.all(np.isfinite(draws)) and np.all(draws > 0)):
         raise ConfigError("predictive draws of the loss must be positive and finite")
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    check_prob(prob)
     with np.errstate(invalid="ignore", divide="ignore"):
         hdi = azs.hdi(xr.DataArray(draws, dims=("point", "draw")), prob=prob, dim="draw")
     lo = hdi.sel(ci_bound="lower").values
@@ -200,7 +200,7 @@ class Backtest:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def totals(self) -> dict[str, float]:
+    def totals(self) -> dict[str, float | None]:
         """Coverage, mean width, mean interval score and mean log score over held-out runs."""
         h = self.held_out
         return {
@@ -315,38 +315,34 @@ def backtest(
     >>> result.totals["coverage"]  # doctest: +SKIP
     """
     import pandas as pd
-    import xarray as xr
 
     from bayescale.fitting.pipeline import fit as fit_law
     from bayescale.laws.base import get_law
     from bayescale.questions.predict import predict
-    from bayescale.runs.table import load_runs
+    from bayescale.runs.source import read_table
 
     law = get_law(law)
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    check_prob(prob)
     groups = fit_kwargs.get("groups") or ()
     group_cols = [groups] if isinstance(groups, str) else list(groups)
     offset_by = fit_kwargs.get("offset_by")
     labels = [*group_cols, *([offset_by] if offset_by else [])]
-    if isinstance(runs, xr.Dataset):
-        table = runs
-    else:
-        table = load_runs(
-            runs,
-            columns=columns,
-            compute_unit=compute_unit,
-            derive_compute=derive_compute,
-            required=(*law.inputs, "loss"),
-            groups=labels,
-            allow_replicates=allow_replicates,
-            drop_copies=drop_copies,
-            law_name=law.name,
-            file_pattern=file_pattern,
-            value_map=value_map,
-            last_per_run=last_per_run,
-            **({} if max_loss is None else {"max_loss": max_loss}),
-        )
+    limits: dict[str, Any] = {} if max_loss is None else {"max_loss": max_loss}
+    table = read_table(
+        runs,
+        required=(*law.inputs, "loss"),
+        groups=labels,
+        law_name=law.name,
+        columns=columns,
+        compute_unit=compute_unit,
+        derive_compute=derive_compute,
+        allow_replicates=allow_replicates,
+        drop_copies=drop_copies,
+        file_pattern=file_pattern,
+        value_map=value_map,
+        last_per_run=last_per_run,
+        **limits,
+    )
     held = _held_out(table, law, holdout_top, holdout, by)
     kept = np.setdiff1d(np.arange(int(table.sizes["run"])), held)
     test = table.isel(run=held)

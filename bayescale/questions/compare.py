@@ -27,10 +27,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 
 if TYPE_CHECKING:
@@ -216,8 +217,7 @@ def compare(
     """
     import xarray as xr
 
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+    check_prob(prob)
     pooling = _arm_pooling(fit, arm)
     labels = pooling.labels
     law = fit.law
@@ -237,8 +237,10 @@ def compare(
     }
     # One evaluation per arm; every pair then differences the same draws.
     log_loss = {g: fit.expected_log_loss(points, group=g, offset=offset) for g in labels}
+    # numpy's stubs type a ufunc of a DataArray as an ndarray; these are DataArrays.
     diff = xr.concat(
-        [np.exp(log_loss[a]) - np.exp(log_loss[b]) for a, b in pairs], dim=PAIR
+        [cast("xr.DataArray", np.exp(log_loss[a]) - np.exp(log_loss[b])) for a, b in pairs],
+        dim=PAIR,
     ).assign_coords(pair_coords)
     diff.attrs["units"] = "nats/token"
 

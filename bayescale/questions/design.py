@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError, did_you_mean
 
 if TYPE_CHECKING:
@@ -420,8 +421,7 @@ class _Setup:
     def build(
         cls, fit: Fit, target: Mapping[str, float], *, group: str | None, prob: float
     ) -> _Setup:
-        if not 0 < prob < 1:
-            raise ConfigError(f"prob must be between 0 and 1 (exclusive), got {prob}")
+        check_prob(prob)
         law, centre = fit.law, fit.data_summary.centre
         z = {
             k: np.asarray(v.values, dtype=float).ravel()

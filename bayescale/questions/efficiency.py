@@ -17,7 +17,7 @@ import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.laws.learning import KAPLAN_BCRIT
-from bayescale.runs.curves import RUN_ID, load_curves
+from bayescale.runs.curves import RUN_ID
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -101,17 +101,12 @@ def minimum_steps(
     """
     import xarray as xr
 
-    from bayescale.runs.table import load_runs
+    from bayescale.runs.source import read_table
 
-    if isinstance(curves, xr.Dataset):
-        table = curves
-    elif run_id is not None:
-        table = load_curves(curves, run_id=run_id, columns=columns, required=("step", "batch"))
-        run_id = table.attrs["run_id"]
-    else:
-        table = load_runs(
-            curves, columns=columns, required=("step", "batch"), allow_replicates=True
-        )
+    table = read_table(
+        curves, required=("step", "batch"), run_id=run_id, columns=columns, allow_replicates=True
+    )
+    run_id = table.attrs.get("run_id", run_id)
     for column in ("step", "batch", "loss"):
         if column not in table:
             raise RunsTableError(f"minimum steps need a {column!r} column")

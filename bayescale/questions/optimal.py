@@ -170,7 +170,7 @@ class Optimal:
             for j, c in enumerate(self.C):
                 at: dict[str, Any] = {COMPUTE: j}
                 row: dict[str, Any] = {}
-                if g is not None:
+                if g is not None and dim is not None:
                     at[dim] = g
                     row["group"] = g
                 row["C"] = float(c / factor)
@@ -346,19 +346,14 @@ def compute_frontier(
     >>> fit = bs.fit(front, "power_c", sampler="exact")  # doctest: +SKIP
     """
     import pandas as pd
-    import xarray as xr
 
-    from bayescale.runs.table import load_runs
+    from bayescale.runs.source import read_table
 
     if not (np.isfinite(bins_per_decade) and bins_per_decade > 0):
         raise ConfigError(f"bins_per_decade must be a positive number, got {bins_per_decade}")
     unit = _compute_unit(compute_unit)
-    if isinstance(runs, xr.Dataset):
-        table = runs
-    else:
-        table = load_runs(
-            runs, columns=columns, compute_unit=unit, allow_replicates=True
-        )  # checkpoints of one run share N: replicates by design
+    # Checkpoints of one run share N: replicates by design.
+    table = read_table(runs, columns=columns, compute_unit=unit, allow_replicates=True)
     if "C" in table:
         compute = np.asarray(table["C"].values, dtype=float)
     elif "N" in table and "D" in table:
