@@ -30,6 +30,7 @@ pytest: setup
 lint: setup
 	$(BIN)/ruff check bayescale tests benchmarks data scripts docs
 	$(BIN)/ruff format --check bayescale tests benchmarks data scripts docs
+	$(BIN)/mypy bayescale
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py

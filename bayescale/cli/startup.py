@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 __all__ = ["defer_dask_probes"]
 
@@ -55,8 +55,11 @@ def defer_dask_probes() -> bool:
         or not hasattr(pycompat, "DuckArrayModule")
     ):
         return False
-    locks.get_dask_scheduler = writers.get_dask_scheduler = _unless_dask(scheduler, None)
-    named_utils.is_dask_collection = _unless_dask(collection, False)
+    real_scheduler = cast(Callable[..., Any], scheduler)  # not None: checked above
+    locks.get_dask_scheduler = writers.get_dask_scheduler = _unless_dask(real_scheduler, None)
+    # The wrapper keeps the TypeGuard's meaning (False: not a Dask collection); its stub type
+    # cannot say so.
+    named_utils.is_dask_collection = _unless_dask(collection, False)  # type: ignore[assignment]
     cache["dask"] = _deferred_array_module(pycompat.DuckArrayModule, cache)
     return True
 
@@ -76,7 +79,7 @@ def _unless_dask(real: Callable[..., Any], answer: Any) -> Callable[..., Any]:
 def _deferred_array_module(real_class: type, cache: dict[str, Any]) -> Any:
     """Stand in for xarray's record of the Dask array module: empty until Dask is imported."""
 
-    class DeferredDask(real_class):  # type: ignore[misc, valid-type]
+    class DeferredDask(real_class):
         def __init__(self) -> None:  # importing nothing is the point
             pass
 
@@ -88,22 +91,22 @@ def _deferred_array_module(real_class: type, cache: dict[str, Any]) -> Any:
             return real
 
         @property
-        def module(self) -> Any:  # type: ignore[override]
+        def module(self) -> Any:
             real = self._real()
             return None if real is None else real.module
 
         @property
-        def type(self) -> tuple:  # type: ignore[override]
+        def type(self) -> tuple:
             real = self._real()
             return () if real is None else real.type
 
         @property
-        def available(self) -> bool:  # type: ignore[override]
+        def available(self) -> bool:
             real = self._real()
             return False if real is None else real.available
 
         @property
-        def version(self) -> Any:  # type: ignore[override]
+        def version(self) -> Any:
             return (self._real() or real_class("dask")).version
 
     return DeferredDask()

@@ -17,7 +17,7 @@ element is its number of (split) draws; R-hat of a constant element is NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -544,9 +544,11 @@ def summary_table(
     import pandas as pd
 
     if hasattr(posterior, "children") and "posterior" in posterior.children:
-        posterior = posterior["posterior"]
+        # A child of a DataTree is a group (DataTree), not a variable (DataArray).
+        posterior = cast("xr.DataTree", posterior["posterior"])
     if hasattr(posterior, "to_dataset"):
         posterior = posterior.to_dataset()
+    posterior = cast("xr.Dataset", posterior)  # a Dataset now, whichever was passed
     names = list(posterior.data_vars) if var_names is None else list(var_names)
     pct = int(prob * 100)
     columns = [

@@ -188,7 +188,7 @@ def _environment() -> tuple:
 
     from numba.core.registry import cpu_target
 
-    versions = []
+    versions: list[tuple[str, str | None]] = []
     for name in _PACKAGES:
         try:
             versions.append((name, metadata.version(name)))

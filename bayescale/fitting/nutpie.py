@@ -156,10 +156,12 @@ def to_tree(
             ]
             data[name] = (var_dims, stacked)
         ds = xr.Dataset(data)
+        # Any values: mypy checks a ** dict against every parameter, ``coords`` included.
+        model_coords: dict[str, Any] = {d: np.asarray(coords[d]) for d in ds.dims if d in coords}
         ds = ds.assign_coords(
             chain=np.arange(ds.sizes["chain"]),
             draw=np.arange(ds.sizes["draw"]),
-            **{d: np.asarray(coords[d]) for d in ds.dims if d in coords},
+            **model_coords,
         )
         out[group] = ds
     if attrs:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -82,7 +82,9 @@ def residuals(fit: Fit) -> xr.DataArray:
     """
     observed = np.log(np.asarray(fit.runs["loss"].values, dtype=float))
     fitted = run_log_loss(fit).mean(SAMPLE_DIMS)
-    return (observed - fitted).assign_attrs(units="log loss (relative)")
+    # numpy's stubs type ndarray - DataArray as an ndarray; xarray makes it a DataArray.
+    residual = cast("xr.DataArray", observed - fitted)
+    return residual.assign_attrs(units="log loss (relative)")
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -77,7 +77,7 @@ class Diagnostics:
     @property
     def problems(self) -> list[str]:
         """Human-readable list of what is wrong (empty when the sampler looks healthy)."""
-        out = []
+        out: list[str] = []
         if self.independent:
             return out
         if self.divergences:
@@ -279,7 +279,8 @@ class Fit:
                 stem = pooling.population_stem(k, post)
                 mu, tau = post[f"mu_{stem}"], post[f"tau_{stem}"]
                 h = mu + tau * xr.DataArray(rng.standard_normal(mu.shape), dims=mu.dims)
-                out[k] = np.exp(h) if log_scale else h
+                # numpy's stubs type a ufunc of a DataArray as an ndarray; it is a DataArray.
+                out[k] = cast("xr.DataArray", np.exp(h)) if log_scale else h
         return out
 
     def expected_log_loss(
@@ -472,7 +473,8 @@ class Fit:
         # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning;
         # scales of draws with a near-zero exponent are inf (see Diagnostics.from_tree).
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            table = summary_table(self.tree["posterior"], var_names=names, prob=prob)
+            posterior = cast("xr.DataTree", self.tree["posterior"])  # a group, not a variable
+            table = summary_table(posterior, var_names=names, prob=prob)
         pct = _pct(prob)
         return table.rename(columns={f"hdi{pct}_lb": "hdi_low", f"hdi{pct}_ub": "hdi_high"})
 

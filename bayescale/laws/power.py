@@ -31,7 +31,7 @@ def _power_law(x: str, *, with_e: bool) -> Law:
         # weakly identified split between E and the curvature; sampling alpha directly instead
         # correlates all three latents (|r| ~ 0.97) and halves the ESS per draw.
         slope = f"log_slope_{x}"
-        latents = ("log_E", "log_R0", slope)
+        latents: tuple[str, ...] = ("log_E", "log_R0", slope)
 
         def exponent(z: Mapping, xp: ModuleType) -> Array:
             return xp.exp(z[slope] + softplus(z["log_E"] - z["log_R0"], xp))
@@ -59,7 +59,7 @@ def _power_law(x: str, *, with_e: bool) -> Law:
                 slope: LOG_SLOPE,
             }
 
-        params = ("E", alpha, scale)
+        params: tuple[str, ...] = ("E", alpha, scale)
         formula = rf"L = E + ({x}_c/{x})^{{\alpha_{x}}}"
     else:
         latents = ("log_L0", alpha)

@@ -429,7 +429,15 @@ def graph_key(law: Law, data: ModelData, priors: Mapping[str, Prior], likelihood
         structure = (pooling.dim, len(pooling.labels), tuple(sorted(pooling.modes.items())))
     offsets = None if data.offsets is None else (data.offsets.dim, len(data.offsets.labels))
     dists = tuple(sorted((k, p.dist) for k, p in priors.items()))
-    key = (law.name, dists, likelihood, data.n_runs, structure, offsets, data.discrepancy)
+    key: tuple[Any, ...] = (
+        law.name,
+        dists,
+        likelihood,
+        data.n_runs,
+        structure,
+        offsets,
+        data.discrepancy,
+    )
     if data.run_effect is not None:
         key += ((data.run_effect.dim, len(data.run_effect.labels), data.run_effect.ar1),)
     return key
@@ -468,6 +476,7 @@ def data_values(law: Law, data: ModelData, priors: Mapping[str, Prior]) -> dict[
         if data.run_effect.ar1:
             values["run_ar_previous"] = data.run_effect.previous
             values["run_ar_gap"] = data.run_effect.gap
+            assert data.run_effect.first is not None  # from_labels sets it with ar1
             values["run_ar_first"] = data.run_effect.first.astype(float)
     values |= {k: np.asarray(v) for k, v in hyper_values(priors).items()}
     return values
@@ -538,6 +547,7 @@ def build_model(
             if mode == "pooled":
                 z_group[name] = z_run[name] = rv(name)
                 continue
+            assert pooling is not None  # every latent is pooled without a Pooling
             if mode == "none":
                 z_group[name] = rv(name, dims=pooling.dim)
             else:
@@ -641,6 +651,7 @@ def _ar1_conditional(rv: Any, effect: RunEffect, mu: Any, sigma: Any, observed: 
 
     previous = pm.Data("run_ar_previous", effect.previous, dims=RUN)
     gap = pm.Data("run_ar_gap", effect.gap, dims=RUN)
+    assert effect.first is not None  # from_labels sets it with ar1
     later = 1.0 - pm.Data("run_ar_first", effect.first.astype(float), dims=RUN)
     ell = pm.modelcontext(None)["ell_run"]
     rho = pt.exp(-gap / ell)

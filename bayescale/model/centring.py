@@ -76,12 +76,12 @@ def pilot_run_centring(
         offsets = h[n_law:]
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
             fitted = law.log_loss(z, u, np) + (offsets[effect.index] if with_offsets else 0.0)
-        r = [(log_loss - fitted) / noise_floor, (h[:n_law] - m) / s]
+        parts = [(log_loss - fitted) / noise_floor, (h[:n_law] - m) / s]
         if with_offsets:
             # A loose pseudo-prior (sd 0.1) pins the mean offset, which the law's level could
             # otherwise absorb.
-            r.append(offsets / 0.1)
-        r = np.concatenate(r)
+            parts.append(offsets / 0.1)
+        r = np.concatenate(parts)
         return np.where(np.isfinite(r), r, 1e6)
 
     # The law alone first, then the offsets from there: fitted jointly from the prior means,
@@ -190,13 +190,13 @@ def pilot_centring(
         sq_resid += float(np.sum((res.fun[:n_g] * noise_floor) ** 2))
     dof = max(len(log_loss) - len(varying) * len(pooling.labels), 1)
     sigma = max(np.sqrt(sq_resid / dof), noise_floor)
-    se = []
+    ses = []
     for jac, n_g in jacobians:
         # Rescale the data rows from the floor to the estimated scatter; prior rows stay.
         j = jac.copy()
         j[:n_g] *= noise_floor / sigma
-        se.append(np.sqrt(np.diag(np.linalg.pinv(j.T @ j)))[cols])
-    est, se = np.array(estimates), np.array(se)
+        ses.append(np.sqrt(np.diag(np.linalg.pinv(j.T @ j)))[cols])
+    est, se = np.array(estimates), np.array(ses)
     # A plausible low value of the population scale: its moment estimate from G groups has a
     # relative sd of about 1/sqrt(2(G - 1)), so with 4 groups the posterior reaches far
     # towards zero, where the centred form has its funnel.

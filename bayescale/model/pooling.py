@@ -235,8 +235,8 @@ def resolve_pooling(
         if mode != "partial":
             continue
         if isinstance(centred, Mapping):
-            key = next((k for k in centred if aliases.get(k, k) == latent), None)
-            force = None if key is None else bool(centred[key])
+            given = next((k for k in centred if aliases.get(k, k) == latent), None)
+            force = None if given is None else bool(centred[given])
         else:
             force = None if centred is None else bool(centred)
         if force is None:

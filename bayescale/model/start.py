@@ -30,13 +30,16 @@ import math
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bayescale.core.priors import Prior
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "Start",
@@ -290,7 +293,7 @@ def check_mode(
     data: ModelData,
     priors: Mapping[str, Prior],
     start: Start,
-    posterior: Mapping[str, Any],
+    posterior: Mapping[str, Any] | xr.Dataset,
     *,
     max_draws: int = 100,
 ) -> list[int]:
@@ -300,7 +303,7 @@ def check_mode(
     ----------
     law, data, priors, start
         As given to :func:`start_point`.
-    posterior : mapping
+    posterior : mapping or xarray.Dataset
         Draws of the law's latents with leading dims ``(chain, draw)``.
     max_draws : int
         Evenly spaced draws per chain to evaluate (keeps the check cheap on large tables).
@@ -344,8 +347,9 @@ class FreeVar:
     stop: int
 
 
-#: PyMC transform classes by the name :class:`FreeVar` gives them.
-_TRANSFORMS = {"LogTransform": "log"}
+#: PyMC transform classes by the name :class:`FreeVar` gives them (None, no transform, is
+#: looked up too and kept).
+_TRANSFORMS: dict[str | None, str] = {"LogTransform": "log"}
 
 
 def free_vars(model: Any) -> tuple[FreeVar, ...]:

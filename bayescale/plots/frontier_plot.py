@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -55,7 +55,9 @@ def frontier(
     out = bands.rename({k: f"{k}_band" for k in ("N_opt", "D_opt", "L_opt")})
     with np.errstate(invalid="ignore", divide="ignore"):
         for k in ("N_opt", "D_opt"):
-            out[k] = np.exp(np.log(draws[k]).mean(SAMPLE_DIMS, skipna=True))
+            # numpy's stubs type a ufunc of a DataArray as an ndarray; it is a DataArray.
+            log_draws = cast("xr.DataArray", np.log(draws[k]))
+            out[k] = np.exp(log_draws.mean(SAMPLE_DIMS, skipna=True))
         out["L_opt"] = draws["L_opt"].mean(SAMPLE_DIMS, skipna=True)
     return out.assign_attrs(law=fit.law.name, prob=prob, p_interior=float(result.p_interior.min()))
 

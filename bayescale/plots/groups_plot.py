@@ -54,7 +54,7 @@ def group_curves(
         raise ConfigError("group plots need a hierarchical fit (fit with groups=...)")
     name = input or fit.law.inputs[0]
     x = runs_column(fit, name)
-    opts = {"input": name, "extend": extend, "n_grid": n_grid, "probs": probs}
+    opts: dict[str, Any] = {"input": name, "extend": extend, "n_grid": n_grid, "probs": probs}
     curves = [law_curve(fit, group=str(g), **opts) for g in pooling.labels]
     curves.append(law_curve(fit, new_group=True, **opts))
     labels = [*map(str, pooling.labels), "new group"]

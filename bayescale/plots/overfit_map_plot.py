@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -91,12 +91,18 @@ def overfit_map(
         delta = penalty(fit, z, n, d).mean(SAMPLE_DIMS).transpose("D", "N")
     check = overfit(fit, epsilon=epsilon, inputs={"N": n.values}, prob=prob, group=group)
     d_min = check.points["D_min"]
-    log_band = hdi_bands(np.log(d_min), [prob]).isel(prob=0, drop=True)
+    # numpy's stubs type a ufunc of a DataArray as an ndarray; these are DataArrays.
+    log_d_min = cast("xr.DataArray", np.log(d_min))
+    log_band = hdi_bands(log_d_min, [prob]).isel(prob=0, drop=True)
     mask = runs_mask(fit, group)
     out = xr.Dataset(
         {
             "delta_L": delta.assign_attrs(units="relative"),
-            "D_min": ("N", np.exp(np.log(d_min).mean(SAMPLE_DIMS)).values, {"units": "tokens"}),
+            "D_min": (
+                "N",
+                cast("xr.DataArray", np.exp(log_d_min.mean(SAMPLE_DIMS))).values,
+                {"units": "tokens"},
+            ),
             "D_min_band": (("N", "ci_bound"), np.exp(log_band.transpose("point", ...).values)),
             "D_kaplan": ("N", KAPLAN_D_COEF * n.values**KAPLAN_D_EXP, {"units": "tokens"}),
             "run_N": ("run", n_runs[mask]),

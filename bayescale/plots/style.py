@@ -100,7 +100,8 @@ def style() -> Iterator[None]:
     import matplotlib as mpl
     from cycler import cycler
 
-    rc = {**STYLE, "axes.prop_cycle": cycler(color=PALETTE[1:])}
+    # Any keys: matplotlib's stubs want a dict keyed by its Literal rc names (dict is invariant).
+    rc: dict[Any, Any] = {**STYLE, "axes.prop_cycle": cycler(color=PALETTE[1:])}
     with mpl.rc_context(rc):
         yield
 

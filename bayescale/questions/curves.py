@@ -51,7 +51,7 @@ compute-efficient frontier) are in :mod:`bayescale.questions.efficiency`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -154,7 +154,8 @@ def _prediction(
     rng = np.random.default_rng([seed, 2])
     eps = xr.DataArray(rng.standard_normal(log_curve.shape), dims=log_curve.dims)
     units = {"units": "nats/token"}
-    curve = np.exp(log_curve).assign_attrs(units)
+    # numpy's stubs type a ufunc of a DataArray as an ndarray (here and below).
+    curve = cast("xr.DataArray", np.exp(log_curve)).assign_attrs(units)
     beyond = extrapolation(fit, inputs)
     # Along the step, what matters is how far past the run's own last logged step a point is.
     own = np.log10(inputs["step"] / np.array([last[r] for r in which]))
@@ -164,7 +165,7 @@ def _prediction(
         inputs={k: np.asarray(v, dtype=float) for k, v in inputs.items()},
         curve=curve,
         expected=curve,
-        observed=np.exp(log_curve + sigma * eps).assign_attrs(units),
+        observed=cast("xr.DataArray", np.exp(log_curve + sigma * eps)).assign_attrs(units),
         noise=xr.Dataset(
             {
                 "sigma": sigma,
@@ -301,7 +302,7 @@ def _ar1_forward(
         np.where(has, np.log(inputs["step"]) - np.log(np.where(has, steps[rows], 1.0)), np.inf),
         dims="point",
     )
-    rho = np.exp(-gap / post["ell_run"])
+    rho = cast("xr.DataArray", np.exp(-gap / post["ell_run"]))  # ndarray to numpy's stubs
     carried = (rho * (y - fitted)).transpose(*log_curve.dims)
     left = sigma * np.sqrt(-np.expm1(-2.0 * gap / post["ell_run"]))
     return log_curve + carried.values, left.transpose(*log_curve.dims)
@@ -495,8 +496,8 @@ def _update(
     resid = np.log(np.asarray(table["loss"].values, dtype=float))[None, :] - mu
     ids = np.asarray(table[run_id].values).astype(str)
     log_t = np.log(np.asarray(table["step"].values, dtype=float))
-    per_run = _run_steps(steps, runs)
-    which, inputs = _points(runs, fixed, per_run, law)
+    run_steps = _run_steps(steps, runs)
+    which, inputs = _points(runs, fixed, run_steps, law)
     curve = fit.expected_log_loss(inputs).values.reshape(*shape, -1)
     rng = np.random.default_rng([seed, 3])
     log_curve = np.empty_like(curve)

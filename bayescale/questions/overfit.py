@@ -55,7 +55,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -184,7 +184,8 @@ class Overfit:
         groups = _labels(d_min, self.group_dim)
         rows = []
         for g in groups:
-            sel = {} if g is None else {self.group_dim: g}
+            # A group label g comes from _labels, so then group_dim is a str.
+            sel = {} if g is None else {cast(str, self.group_dim): g}
             for j in range(pts.sizes[POINT]):
                 at = {**sel, POINT: j}
                 row: dict[str, Any] = {} if g is None else {"group": g}
@@ -368,7 +369,8 @@ def summarise(da: xr.DataArray, prob: float, *, log: bool = False) -> xr.Dataset
     import arviz_stats as azs
     import xarray as xr
 
-    values = np.log(da) if log else da
+    # numpy's stubs type a ufunc of an xarray object as an ndarray (here and in the return).
+    values = cast("xr.DataArray", np.log(da)) if log else da
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = values.mean(SAMPLE_DIMS, skipna=True)
         interval = azs.hdi(values, prob=prob, dim=list(SAMPLE_DIMS), skipna=True)
@@ -379,7 +381,7 @@ def summarise(da: xr.DataArray, prob: float, *, log: bool = False) -> xr.Dataset
             "hi": interval.sel(ci_bound="upper", drop=True),
         }
     )
-    return np.exp(out) if log else out
+    return cast("xr.Dataset", np.exp(out)) if log else out
 
 
 def summary_json(
@@ -390,6 +392,7 @@ def summary_json(
     groups = _labels(s, group_dim)
     if groups == [None]:
         return _triple(s, {})
+    assert group_dim is not None  # _labels found the group dim
     return [{"group": g, **_triple(s, {group_dim: g})} for g in groups]
 
 

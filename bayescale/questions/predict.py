@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -395,7 +395,8 @@ def predict(
         # Learning-curve fits (bayescale.questions.curves): a new run also draws its own offset,
         # whose variance includes that of the runs' average (the fitted offsets sum to zero).
         n_runs = len(fit.meta["run_effect"]["labels"])
-        sigma = np.sqrt(sigma**2 + post["tau_run"] ** 2 * (1 + 1 / n_runs))
+        # numpy's stubs type a ufunc of a DataArray as an ndarray (here and below).
+        sigma = cast("xr.DataArray", np.sqrt(sigma**2 + post["tau_run"] ** 2 * (1 + 1 / n_runs)))
     disc_mean, disc_sd = discrepancy(fit, points)
     dims = log_curve.dims
     log_expected = (
@@ -418,12 +419,15 @@ def predict(
     if "nu" in post:
         noise["nu"] = post["nu"]
     units = {"units": "nats/token"}
+    curve = cast("xr.DataArray", np.exp(log_curve))
+    expected = cast("xr.DataArray", np.exp(log_expected))
+    observed = cast("xr.DataArray", np.exp(log_observed.transpose(*SAMPLE_DIMS, POINT)))
     return Prediction(
         law=fit.law.name,
         inputs=points,
-        curve=np.exp(log_curve).assign_attrs(units),
-        expected=np.exp(log_expected).assign_attrs(units),
-        observed=np.exp(log_observed.transpose(*SAMPLE_DIMS, POINT)).assign_attrs(units),
+        curve=curve.assign_attrs(units),
+        expected=expected.assign_attrs(units),
+        observed=observed.assign_attrs(units),
         noise=noise,
         extrapolation=extrapolation(fit, points, group=group),
         prob=prob,

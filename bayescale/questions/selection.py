@@ -11,7 +11,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -81,7 +81,10 @@ def compare_fits(fits: Mapping[str, Fit], **kwargs: Any) -> pd.DataFrame:
 
     if len(fits) < 2:
         raise ConfigError("compare_fits needs at least two fits")
-    observed = [f.tree["observed_data"]["log_loss"].values for f in fits.values()]
+    # A DataTree path may name a group or a variable; this one is a variable.
+    observed = [
+        cast("xr.DataArray", f.tree["observed_data"]["log_loss"]).values for f in fits.values()
+    ]
     if any(o.shape != observed[0].shape or not np.allclose(o, observed[0]) for o in observed):
         raise ConfigError(
             "fits compared by LOO must be fitted to the same runs; these differ in their "

@@ -9,8 +9,8 @@ weight and removes most of the short-range correlation between neighbouring chec
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -123,7 +123,7 @@ def load_curves(
             **(options | {"allow_replicates": True}),
         )
     if run_id is None:
-        run_id = find_run_id(list(table.data_vars))
+        run_id = find_run_id(cast("list[str]", list(table.data_vars)))  # str names
         if run_id is None or run_id in groups:
             raise RunsTableError(
                 "a learning-curve table needs a column naming the run of each row, and none is "
@@ -134,7 +134,9 @@ def load_curves(
     if run_id not in table:
         from bayescale.runs.table import missing_column_error
 
-        raise missing_column_error(run_id, list(table.data_vars), needed_by="run_id")
+        raise missing_column_error(
+            run_id, cast("list[str]", list(table.data_vars)), needed_by="run_id"
+        )
     ids = _run_id_text(table[run_id].values)
     missing = np.flatnonzero(ids == "")
     if missing.size:
@@ -158,7 +160,7 @@ def _run_id_text(values: np.ndarray) -> np.ndarray:
     return np.array(["" if v is None else str(v).strip() for v in values], dtype=str)
 
 
-def _rows(table: xr.Dataset, positions: Sequence[int]) -> str:
+def _rows(table: xr.Dataset, positions: Collection[int]) -> str:
     """1-based rows, with the source file for tables read from a directory."""
     files = table["source_file"].values if "source_file" in table else None
     shown = [

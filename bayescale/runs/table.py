@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -117,7 +117,7 @@ def _row(table: Table, position: int) -> str:
     return f"{position + 1} ({name} row {row})"
 
 
-def _rows_text(table: Table, positions: Sequence[int], values: Any = None) -> str:
+def _rows_text(table: Table, positions: Iterable[int], values: Any = None) -> str:
     """Format 0-based ``positions`` as "row 3" / "rows 3, 5 and 2 more", with values if given."""
     positions = list(positions)
     shown = []
@@ -564,8 +564,8 @@ def load_runs(
                 f"COL). Available columns: {columns_text(list(frame.columns))}."
             )
     if last_per_run is not None and last_per_run is not False:
-        canonical = {source: c for c, source in mapping.items()}
-        run_columns = [canonical.get(c, c) for c in _as_names(last_per_run)]
+        to_canonical = {source: c for c, source in mapping.items()}
+        run_columns = [to_canonical.get(c, c) for c in _as_names(last_per_run)]
         frame = _keep_last_rows(table, run_columns)
     numeric = {c: _as_float(table, c) for c in CANONICAL if c in frame.columns}
     if "C" in numeric:
@@ -701,7 +701,9 @@ def check_enough_points(
     inputs = _as_names(inputs)
     for column in inputs:
         if column not in runs.data_vars:
-            raise missing_column_error(column, list(runs.data_vars), needed_by=f"law {law_name!r}")
+            # A runs table names its variables with strings.
+            available = cast("list[str]", list(runs.data_vars))
+            raise missing_column_error(column, available, needed_by=f"law {law_name!r}")
     points = pd.DataFrame({c: runs[c].to_numpy() for c in inputs}).drop_duplicates()
     needed = n_params + 1
     if len(points) < needed:
