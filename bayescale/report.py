@@ -28,8 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale import __version__, plots
 from bayescale.core.checks import check_prob
 from bayescale.core.errors import BayescaleError, ConfigError, SamplingWarning
+from bayescale.core.files import atomic_write_text
+from bayescale.plots import diagnostic_params
+from bayescale.plots.style import file_metadata, style
+from bayescale.questions.optimal import optimal
+from bayescale.questions.overfit import overfit
+from bayescale.questions.selection import compare_fits
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -55,8 +62,6 @@ figcaption{font-size:.9em;color:#444}
 
 def figure_data_uri(fig: Figure) -> str:
     """Return a figure as a ``data:image/png;base64,...`` URI (PNG, 100 dpi)."""
-    from bayescale.plots.style import file_metadata, style
-
     buf = io.BytesIO()
     with style():
         fig.savefig(buf, format="png", metadata=file_metadata("png"))
@@ -130,8 +135,6 @@ def _diagnostic_figure(
     level first); when some are left out the caption says how many, since the parameter
     table above has them all.
     """
-    from bayescale.plots import diagnostic_params
-
     names = diagnostic_params(fit)
     shown = names[:limit]
     alt = f"{caption}: {', '.join(shown)}" if shown else caption
@@ -189,7 +192,6 @@ def _params_section(fit: Fit, s: _Section, prob: float) -> None:
 
 
 def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float]]) -> None:
-    from bayescale import plots
 
     if fit.meta.get("run_effect"):
         _try_figure(s, lambda: plots.plot_curves(fit), "learning curves and extrapolation bands")
@@ -225,7 +227,8 @@ def _figures_section(fit: Fit, s: _Section, targets: Mapping[str, Sequence[float
 def _predictions_section(
     fit: Fit, s: _Section, N: Sequence[float], C: Sequence[float], prob: float
 ) -> None:
-    from bayescale import plots
+    # the predictions are imported where used: importing the report costs numpy only; the
+    # predictions (xarray) load with the section that uses them
     from bayescale.questions.predict import predict
 
     inputs = fit.law.inputs
@@ -254,8 +257,6 @@ def _predictions_section(
         _try_figure(s, lambda: plots.plot_fan(fit, {name: asked[name]}, **group), "predictive fan")
     elif set(inputs) == {"N", "D"} and fit.pooling is None:
         if C:
-            from bayescale.questions.optimal import optimal
-
             doc = optimal(fit, C, prob=prob).to_dict()
             rows = [
                 [
@@ -275,8 +276,6 @@ def _predictions_section(
                 _table(["C (FLOPs)", "N_opt", "low", "high", "D_opt", "loss", "low", "high"], rows)
             )
         if N:
-            from bayescale.questions.overfit import overfit
-
             doc = overfit(fit, inputs={"N": list(N)}, prob=prob).to_dict()
             rows = [
                 [_num(r["N"], ".3g"), r["D_min"]["mean"], r["D_min"]["lo"], r["D_min"]["hi"]]
@@ -292,7 +291,6 @@ def _predictions_section(
 
 
 def _overfit_section(fit: Fit, s: _Section) -> None:
-    from bayescale.questions.overfit import overfit
 
     if set(fit.law.inputs) != {"N", "D"} or fit.pooling is not None:
         return
@@ -311,7 +309,6 @@ def _overfit_section(fit: Fit, s: _Section) -> None:
 
 
 def _backtest_section(fit: Fit, s: _Section, prob: float) -> None:
-    from bayescale import plots
     from bayescale.questions.backtest import backtest
 
     if fit.meta.get("run_effect"):
@@ -345,7 +342,6 @@ def _backtest_section(fit: Fit, s: _Section, prob: float) -> None:
 
 
 def _comparison_section(fits: Mapping[str, Fit]) -> str:
-    from bayescale.questions.selection import compare_fits
 
     s = _Section("comparison")
     rows = [[n, f.law.name, f.n_runs, len(f.diagnostics.problems)] for n, f in fits.items()]
@@ -406,8 +402,6 @@ def build_report(
     str
         A complete HTML document with images embedded as data URIs.
     """
-    from bayescale import __version__
-
     if not fits:
         raise ConfigError("a report needs at least one fit")
     check_prob(prob)
@@ -458,7 +452,6 @@ def write_report(paths: Sequence[str | Path], output: str | Path, **options: Any
     Path
         The file written.
     """
-    from bayescale.core.files import atomic_write_text
     from bayescale.fitting.result import load_fit
 
     out = Path(output)

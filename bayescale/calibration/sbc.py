@@ -57,10 +57,13 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from bayescale.core.errors import ConfigError, SamplingWarning
+from bayescale.core.errors import ConfigError, SamplingWarning, UnknownNameError, did_you_mean
 from bayescale.core.files import atomic_path
-from bayescale.core.priors import Prior
+from bayescale.core.priors import Prior, merge_priors
+from bayescale.fitting.batch import BatchOptions
 from bayescale.laws.base import DataSummary, Law, get_law
+from bayescale.model.build import check_likelihood, default_priors
+from bayescale.model.pooling import resolve_pooling
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -170,9 +173,6 @@ def sbc_priors(
     priors : mapping, optional
         Overrides by parameter name.
     """
-    from bayescale.core.priors import merge_priors
-    from bayescale.model.build import check_likelihood, default_priors
-
     law = get_law(law)
     pooling = _pooling(law, groups, pool, n_runs=max(groups, 1))
     defaults = default_priors(
@@ -208,7 +208,6 @@ def _labels(groups: int, n_runs: int) -> np.ndarray:
 
 
 def _pooling(law: Law, groups: int, pool: Mapping[str, str] | None, *, n_runs: int) -> Any:
-    from bayescale.model.pooling import resolve_pooling
 
     if groups == 0:
         if pool:
@@ -318,6 +317,8 @@ def simulate_and_rank(spec: Mapping[str, Any], index: int) -> xr.Dataset:
     posterior draws, the number of ranked draws and the fractional rank, plus the fit's
     diagnostics. Module-level so Dask workers can import it.
     """
+    # pandas, xarray, scipy and arviz_stats are imported where used: Dask workers
+    # import this module to run one replicate and need numpy only until it returns
     import pandas as pd
     import xarray as xr
 
@@ -501,9 +502,7 @@ def sbc(
     """
     import xarray as xr
 
-    from bayescale.fitting.batch import BatchOptions
     from bayescale.fitting.samplers import list_samplers
-    from bayescale.model.build import check_likelihood
 
     law = get_law(law)
     for name, value, low in (
@@ -526,7 +525,6 @@ def sbc(
     sim_priors = sbc_priors(
         law, summary=summary, groups=groups, pool=pool, likelihood=likelihood, priors=priors
     )
-    from bayescale.core.priors import merge_priors
 
     used_priors = merge_priors(sim_priors, fit_priors, law_name=law.name)
     if sampler == "auto":
@@ -538,8 +536,6 @@ def sbc(
         )
         sampler = "exact" if exact_ok else "nutpie"
     elif sampler not in list_samplers():
-        from bayescale.core.errors import UnknownNameError, did_you_mean
-
         raise UnknownNameError(
             f"unknown sampler {sampler!r}. " + did_you_mean(sampler, ["auto", *list_samplers()])
         )

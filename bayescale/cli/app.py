@@ -8,13 +8,17 @@ line and exit with code 2; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import math
+import pkgutil
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from bayescale import __version__
+from bayescale.cli import commands
 from bayescale.cli.options import (
     add_sampling_options,
     add_table_options,
@@ -26,6 +30,7 @@ from bayescale.cli.options import (
     sampling_options,
     table_options,
 )
+from bayescale.cli.startup import defer_dask_probes
 from bayescale.core.errors import BayescaleError, ConfigError
 
 __all__ = [
@@ -51,6 +56,8 @@ EXIT_INTERNAL = 1
 # Commands
 # --------------------------------------------------------------------------------------------
 def _cmd_fit(args: argparse.Namespace) -> int:
+    # the library is imported where used: `bayescale --help` and each command pay only for
+    # what that command runs (see benchmarks/README.md, start-up time)
     from bayescale.fitting.pipeline import fit
     from bayescale.laws.base import get_law
     from bayescale.runs.table import load_runs
@@ -124,7 +131,6 @@ def _yes_no(text: str, option: str) -> bool:
 
 
 def _cmd_summary(args: argparse.Namespace) -> int:
-    from bayescale.cli.startup import defer_dask_probes
     from bayescale.fitting.result import load_fit, stored_summary
 
     summary = stored_summary(args.fit, args.prob)
@@ -217,8 +223,6 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``bayescale`` command."""
-    from bayescale import __version__
-
     parser = _Parser(
         prog="bayescale",
         description="Bayesian scaling-law inference: fit laws to training runs, get posteriors.",
@@ -302,11 +306,6 @@ def _command_modules() -> list[Any]:
     Questions asked of a saved fit (predict, overfit, optimal, report...) live one per module
     there, so each concept's command sits next to nothing else and the core stays small.
     """
-    import importlib
-    import pkgutil
-
-    from bayescale.cli import commands
-
     names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__))
     return [importlib.import_module(f"bayescale.cli.commands.{n}") for n in names if n[0] != "_"]
 
@@ -316,8 +315,6 @@ def _command_modules() -> list[Any]:
 # --------------------------------------------------------------------------------------------
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 bad input, 1 internal error)."""
-    from bayescale.cli.startup import defer_dask_probes
-
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

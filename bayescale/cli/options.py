@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -169,6 +171,8 @@ def add_group_option(
 # --------------------------------------------------------------------------------------------
 def law_option(runs: str, law: str | None) -> str:
     """Return ``--law``, or the law a bundled dataset named by ``runs`` was made for."""
+    # the library is imported where used: every command module imports these options, and
+    # `bayescale --help` must not pay for pandas and xarray (see benchmarks/README.md)
     from bayescale.runs.table import dataset_info, list_datasets
 
     if law is not None:
@@ -199,9 +203,6 @@ def output_path(text: str, option: str = "-o") -> Path:
     ConfigError
         If its directory does not exist or cannot be written to, or the path is a directory.
     """
-    import os
-    import tempfile
-
     out = Path(text)
     where = f"cannot write {option} {text!r}"
     if out.is_dir():

@@ -37,6 +37,8 @@ def defer_dask_probes() -> bool:
     if "dask" in sys.modules:
         return False
     try:
+        # xarray is imported where used: the command line calls this after parsing its
+        # arguments, so `bayescale --help` never loads it (nor a stored `bayescale summary`)
         from xarray.backends import locks, writers
         from xarray.namedarray import pycompat
         from xarray.namedarray import utils as named_utils

@@ -6,6 +6,8 @@ code 2. They also derive from :class:`ValueError` so generic callers can catch t
 
 from __future__ import annotations
 
+import difflib
+
 __all__ = [
     "BayescaleError",
     "ConfigError",
@@ -46,8 +48,6 @@ class SamplingWarning(UserWarning):
 
 def did_you_mean(name: str, valid: list[str] | tuple[str, ...]) -> str:
     """Return a sentence listing valid choices, with the closest match first when there is one."""
-    import difflib
-
     close = difflib.get_close_matches(name, valid, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return f"Valid choices: {', '.join(sorted(valid))}.{hint}"

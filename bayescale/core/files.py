@@ -168,6 +168,8 @@ def _cluster_in_use() -> bool:
     """Whether xarray would take a Dask cluster-wide lock to write a file now."""
     if "distributed" not in sys.modules:  # no cluster without it; and asking would import it
         return False
+    # xarray is imported where used: the CLI writes text files through this module, and
+    # only a netCDF write on a Dask cluster asks xarray
     from xarray.backends.locks import get_dask_scheduler
 
     return get_dask_scheduler() == "distributed"

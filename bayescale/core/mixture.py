@@ -39,6 +39,7 @@ class _Mixture(NamedTuple):
 
 
 def _mixture(loc: Any, scale: Any, df: Any) -> _Mixture:
+    # scipy is imported where used: only these functions need scipy.special
     from scipy import special
 
     loc = np.atleast_2d(np.asarray(loc, dtype=float))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bayescale.core.errors import ConfigError, did_you_mean
+from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 
 __all__ = ["DISTRIBUTIONS", "Prior", "load_priors", "merge_priors"]
 
@@ -118,6 +118,8 @@ class Prior:
         Parameters may be overridden by tensors in ``kwargs`` (used to feed hyperparameters as
         data so compiled models can be reused across datasets).
         """
+        # numpy, scipy and pymc are imported where used: `from bayescale import Prior` and priors
+        # read as data stay free of them; only using a distribution needs them (pymc ~0.7 s)
         import pymc as pm
 
         params: dict[str, Any] = {**self.params, **kwargs}
@@ -213,8 +215,6 @@ def merge_priors(
     UnknownNameError
         If an override names a parameter the model does not have.
     """
-    from bayescale.core.errors import UnknownNameError
-
     merged = dict(defaults)
     for name, spec in (overrides or {}).items():
         if name not in defaults:

@@ -541,6 +541,7 @@ def summary_table(
         ``sd``, ``hdi{pct}_lb``, ``hdi{pct}_ub`` (``pct = int(100 prob)``), ``ess_bulk``,
         ``ess_tail``, ``r_hat``, ``mcse_mean``, ``mcse_sd``.
     """
+    # pandas is imported where used: the diagnostics are numpy; only the table needs pandas
     import pandas as pd
 
     if hasattr(posterior, "children") and "posterior" in posterior.children:

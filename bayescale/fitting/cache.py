@@ -32,9 +32,11 @@ written costs only speed: models are compiled without the disk cache, with one
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import hashlib
+import importlib
 import logging
 import os
 import pickle
@@ -42,6 +44,7 @@ import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +52,7 @@ import numpy as np
 
 from bayescale.core.files import atomic_file, pause_point
 from bayescale.core.priors import Prior
+from bayescale.fitting.nutpie import import_nutpie
 from bayescale.laws.base import Law
 from bayescale.model.build import ModelData, build_model, graph_key
 from bayescale.model.start import FreeVar, free_vars
@@ -184,8 +188,8 @@ def _code_fingerprint(fn: Any) -> bytes:
 
 def _environment() -> tuple:
     """Describe what machine code depends on besides the graph: versions, settings, CPU."""
-    from importlib import metadata
-
+    # numba and nutpie are imported where used (nutpie ~1.8 s): the samplers module imports
+    # this one for every sampler; only keying, compiling or rebuilding a nutpie model needs them
     from numba.core.registry import cpu_target
 
     versions: list[tuple[str, str | None]] = []
@@ -219,8 +223,6 @@ def _source_fingerprint() -> bytes:
 
     The loaded code, not the files: a file edited after import must not name the old code.
     """
-    import importlib
-
     h = hashlib.sha256()
     for name in _GRAPH_MODULES:
         module = importlib.import_module(f"bayescale.{name}")
@@ -262,7 +264,6 @@ class _NativeFunction:
 def _compile(
     law: Law, data: ModelData, priors: Mapping[str, Prior], likelihood: str, key: str
 ) -> tuple[CompiledModel, dict[str, Any]]:
-    from bayescale.fitting.nutpie import import_nutpie
 
     nutpie = import_nutpie()
     model = build_model(law, data, priors=priors, likelihood=likelihood)
@@ -361,8 +362,6 @@ def _rebuild(entry: dict[str, Any], values: Mapping[str, Any]) -> CompiledModel:
     from numba.core.registry import cpu_target
     from numba.core.runtime import rtsys
 
-    from bayescale.fitting.nutpie import import_nutpie
-
     import_nutpie()
     from nutpie.compile_pymc import CompiledPyMCModel, update_user_data
 
@@ -414,8 +413,6 @@ def _check_callable(model: Any) -> None:
     nutpie's callback returns 0 (ok), 3 or 4 (non-finite gradient or density: possible at an
     arbitrary point) and other codes for a wrong dimension or an exception inside the code.
     """
-    import ctypes
-
     c_double_p = ctypes.POINTER(ctypes.c_double)
     fn = ctypes.CFUNCTYPE(
         ctypes.c_int64, ctypes.c_uint64, c_double_p, c_double_p, c_double_p, ctypes.c_void_p

@@ -194,6 +194,8 @@ def sample_exact(
     seed: int,
 ) -> xr.DataTree:
     """Independent posterior draws laid out like an MCMC result (dims ``chain``, ``draw``)."""
+    # xarray is imported where used: the conjugate posterior is numpy; only the result
+    # is labelled
     import xarray as xr
 
     post = exact_posterior(law, data, priors, likelihood=likelihood)

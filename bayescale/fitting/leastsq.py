@@ -41,14 +41,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import ConfigError, RunsTableError
 from bayescale.laws.base import DataSummary, Law, get_law, law_points
+from bayescale.model.build import ModelData
+from bayescale.model.start import positive_support
 
 if TYPE_CHECKING:
     import pandas as pd
     import xarray as xr
-
-    from bayescale.model.build import ModelData
 
 __all__ = ["BOOTSTRAP", "LeastSquaresFit", "fit_least_squares", "start_grid"]
 
@@ -131,6 +132,8 @@ class LeastSquaresFit:
     @property
     def boot_params(self) -> xr.Dataset:
         """The papers' parameters and derived quantities of every bootstrap replicate."""
+        # xarray, pandas, scipy and threadpoolctl are imported where used: importing the
+        # least-squares baseline costs numpy only; its results, optimiser and thread limit the rest
         import xarray as xr
 
         z = {k: self.boot_latents[k].values for k in self.law.latents}
@@ -207,8 +210,6 @@ class LeastSquaresFit:
         lower, upper : ndarray
             Bounds per point, shape ``(point,)``.
         """
-        from bayescale.core.checks import check_prob
-
         check_prob(prob)
         draws = self.predictive_draws(inputs, n=n, seed=seed)
         lower, upper = np.quantile(draws, [(1 - prob) / 2, (1 + prob) / 2], axis=1)
@@ -229,8 +230,6 @@ class LeastSquaresFit:
             ``lower``, ``upper`` (NaN without replicates).
         """
         import pandas as pd
-
-        from bayescale.core.checks import check_prob
 
         check_prob(prob)
         boot = self.boot_params
@@ -317,7 +316,6 @@ def fit_least_squares(
     ['A', 'B', 'E']
     >>> lower, upper = ls.interval({"N": 1e9, "D": 2e10}, prob=0.9)
     """
-    from bayescale.model.build import ModelData
     from bayescale.runs.table import check_enough_points
 
     law = get_law(law)
@@ -449,8 +447,6 @@ def _one_blas_thread() -> AbstractContextManager[Any]:
 def _log_scale(law: Law, summary: DataSummary) -> list[bool]:
     # Latents the sampler moves on the log scale (positive priors): the optimiser does too, so
     # exponents stay positive and a trial step cannot divide by zero.
-    from bayescale.model.start import positive_support
-
     priors = law.default_priors(summary)
     return [positive_support(priors[k]) for k in law.latents]
 

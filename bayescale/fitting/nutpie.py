@@ -17,6 +17,7 @@ gets the real module.
 from __future__ import annotations
 
 import importlib
+import json
 import sys
 import types
 from typing import TYPE_CHECKING, Any
@@ -58,6 +59,8 @@ class _DeferredModule(types.ModuleType):
 def import_nutpie() -> Any:
     """Import and return :mod:`nutpie` without importing ArviZ (unless it already is)."""
     if "nutpie" in sys.modules or "arviz" in sys.modules:
+        # nutpie, pyarrow and xarray are imported where used: import_nutpie controls how
+        # nutpie is imported (see the module docstring)
         import nutpie
 
         return nutpie
@@ -185,8 +188,6 @@ def sample(model: Any, **kwargs: Any) -> xr.DataTree:
     xarray.DataTree
         See :func:`to_tree`.
     """
-    import json
-
     nutpie = import_nutpie()
     results = nutpie.sample(model, save_warmup=False, return_raw_trace=True, **kwargs)
     settings = {k: v for k, v in kwargs.items() if isinstance(v, int | float | str | bool)}

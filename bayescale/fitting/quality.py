@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import pandas as pd
+import xarray as xr
 
 from bayescale.core.dims import SAMPLE_DIMS
 from bayescale.runs.table import group_labels
 
 if TYPE_CHECKING:
-    import xarray as xr
-
     from bayescale.fitting.result import Fit
 
 __all__ = ["LACK_OF_FIT_ALPHA", "LackOfFit", "lack_of_fit", "residuals", "run_log_loss"]
@@ -45,8 +45,6 @@ def run_log_loss(fit: Fit) -> xr.DataArray:
     xarray.DataArray
         Natural log of the loss (nats/token), dims ``(chain, draw, run)``.
     """
-    import xarray as xr
-
     runs = fit.runs
     n = fit.n_runs
     groups: np.ndarray = np.full(n, None, dtype=object)
@@ -177,7 +175,7 @@ def lack_of_fit(fit: Fit) -> LackOfFit:
     LackOfFit
         Scatter of residuals and of replicates, their ratio and the F test.
     """
-    import pandas as pd
+    # scipy is imported where used: stored summaries and residuals need no F test
     from scipy import stats
 
     runs = fit.runs

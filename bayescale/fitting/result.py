@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import xarray as xr
 
 from bayescale import __version__
+from bayescale.core import stats as diagnostics
 from bayescale.core.checks import check_prob
 from bayescale.core.errors import (
     ConfigError,
@@ -26,13 +28,14 @@ from bayescale.core.errors import (
 )
 from bayescale.core.files import atomic_write_netcdf
 from bayescale.core.priors import Prior
+from bayescale.core.stats import summary_table
+from bayescale.fitting.quality import lack_of_fit
 from bayescale.laws.base import DataSummary, Law, get_law
 from bayescale.model.pooling import Pooling
-from bayescale.runs.table import group_labels
+from bayescale.runs.table import group_labels, replicate_sets
 
 if TYPE_CHECKING:
     import pandas as pd
-    import xarray as xr
 
 __all__ = ["FORMAT_VERSION", "Diagnostics", "Fit", "load_fit", "stored_summary"]
 
@@ -95,8 +98,6 @@ class Diagnostics:
     @classmethod
     def from_tree(cls, tree: xr.DataTree) -> Diagnostics:
         """Compute diagnostics from a DataTree with ``posterior`` (and ``sample_stats``)."""
-        from bayescale.core import stats as diagnostics
-
         post = tree["posterior"].to_dataset()
         stats = tree["sample_stats"].to_dataset() if "sample_stats" in tree.children else None
         divergences = (
@@ -241,8 +242,6 @@ class Fit:
             For a new group when a parameter is unpooled (it has no population to draw from),
             or when no group is named in a hierarchical fit.
         """
-        import xarray as xr
-
         post = self.posterior
         pooling = self.pooling
         if pooling is None:
@@ -309,8 +308,6 @@ class Fit:
         xarray.DataArray
             Dims ``(chain, draw, point)``.
         """
-        import xarray as xr
-
         missing = [k for k in self.law.inputs if k not in inputs]
         if missing:
             raise ConfigError(f"law {self.law.name!r} needs input {missing[0]!r} to predict")
@@ -347,8 +344,6 @@ class Fit:
         xarray.DataArray
             Dims ``(chain, draw, run)``: the mean of each run's log loss under the model.
         """
-        import xarray as xr
-
         post, data = self.posterior, self.tree["constant_data"].to_dataset()
         centre = self.data_summary.centre
         u = {k: np.log(data[k]) - centre[k] for k in self.law.inputs}
@@ -384,7 +379,8 @@ class Fit:
         xarray.DataArray
             Dims ``(chain, draw, run)``, named ``log_loss``.
         """
-        import xarray as xr
+        # scipy and h5py are imported where used: log_likelihood alone needs scipy.stats
+        # (~0.7 s), stored_summary alone h5py
         from scipy import stats
 
         mu = self.fitted_log_loss()
@@ -444,8 +440,6 @@ class Fit:
         numpy.ndarray of int
             One set number per run (see :func:`bayescale.runs.table.replicate_sets`).
         """
-        from bayescale.runs.table import replicate_sets
-
         offsets = self.meta.get("offsets")
         labels = [*self.meta.get("groups", []), *([offsets["dim"]] if offsets else [])]
         return replicate_sets(self.runs, self.law.inputs, labels)
@@ -466,8 +460,6 @@ class Fit:
         var_names : sequence of str, optional
             Quantities to include (default: :attr:`reported`).
         """
-        from bayescale.core.stats import summary_table
-
         check_prob(prob)
         names = list(var_names) if var_names is not None else self.reported
         # Fixed elements (the reference offset) have undefined R-hat: NaN without a warning;
@@ -514,8 +506,6 @@ class Fit:
         # their steps differ), and the F test's residuals ignore run offsets.
         if self.meta.get("run_effect"):
             return None
-        from bayescale.fitting.quality import lack_of_fit
-
         return lack_of_fit(self).to_dict()
 
     # -- persistence -------------------------------------------------------------------------
@@ -525,8 +515,6 @@ class Fit:
         The file holds the posterior, the data it was fitted to, the law, priors, units,
         column mapping, sampler settings and the bayescale version.
         """
-        import xarray as xr
-
         path = Path(path)
         tree = self.tree.copy()
         # Object-dtype sampler messages cannot be stored in netCDF and carry no information.
@@ -593,8 +581,6 @@ def load_fit(path: str | Path) -> Fit:
     FitFileError
         If the file is missing, unreadable, corrupt, not a bayescale fit, or incompatible.
     """
-    import xarray as xr
-
     path = Path(path)
     if not path.is_file():
         raise FitFileError(f"fit file {str(path)!r} does not exist")

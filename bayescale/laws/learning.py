@@ -56,6 +56,8 @@ _KAPLAN_BCRIT_AT_E = KAPLAN_BCRIT["B_star"] * float(np.exp(-_LOG_L_REF / KAPLAN_
 
 def _stop_gradient(xp: ModuleType) -> Callable[[Array], Array]:
     if xp.__name__.startswith("pytensor"):
+        # pytensor is imported where used: laws are evaluated with numpy unless a model
+        # is being built
         from pytensor.gradient import zero_grad
 
         return zero_grad

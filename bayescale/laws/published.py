@@ -29,17 +29,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import xarray as xr
 
 from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 from bayescale.core.priors import Prior
 from bayescale.laws.base import DataSummary, Law, evaluate, get_law
 from bayescale.runs.table import PF_DAY_FLOPS
-
-if TYPE_CHECKING:
-    import xarray as xr
 
 __all__ = [
     "ReferenceFit",
@@ -315,8 +313,6 @@ def reference_curve(name: str | ReferenceFit, inputs: Mapping[str, Any]) -> xr.D
     xarray.DataArray
         Loss, with the reference name and units in attrs.
     """
-    import xarray as xr
-
     ref = get_reference(name)
     law = ref.get_law()
     missing = [k for k in law.inputs if k not in inputs]
@@ -360,6 +356,7 @@ def plot_reference(
     matplotlib.lines.Line2D
         The line drawn.
     """
+    # matplotlib is imported where used: only drawing a reference curve needs it
     import matplotlib.pyplot as plt
 
     curve = reference_curve(name, inputs)

@@ -58,6 +58,7 @@ def pilot_run_centring(
     RunEffect
         ``effect`` with :attr:`~bayescale.model.build.RunEffect.centred` set.
     """
+    # scipy is imported where used: only the pilot fits need scipy.optimize
     from scipy.optimize import least_squares
 
     latents = list(law.latents)

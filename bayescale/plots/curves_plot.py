@@ -31,6 +31,7 @@ from bayescale.plots.style import (
     runs_column,
     style,
 )
+from bayescale.questions.curves import predict_runs
 
 __all__ = ["curve_bands", "plot_curves"]
 
@@ -72,8 +73,6 @@ def curve_bands(
         of each run's expected loss; ``point`` coords ``run`` (id) and ``step``; attr
         ``run_id`` (the run id column).
     """
-    from bayescale.questions.curves import predict_runs
-
     probs = check_probs(probs)
     spec = fit.meta.get("run_effect")
     if not spec:

@@ -104,6 +104,8 @@ def diagnostic_draws(
     xarray.DataTree
         Groups ``posterior``, ``sample_stats`` and, if the fit has prior draws, ``prior``.
     """
+    # xarray, matplotlib and arviz_plots are imported where used: the report
+    # imports this module for diagnostic_params, which needs none of them
     import xarray as xr
 
     post = fit.posterior

@@ -60,6 +60,8 @@ def fan(
         observed loss (nats/token), and ``draws`` (``chain``, ``draw``, ``point``); the inputs
         are ``point`` coords.
     """
+    # xarray and the predictions are imported where used: every plot module is a lazy
+    # export of bayescale.plots, and importing one costs numpy only
     import xarray as xr
 
     from bayescale.questions.predict import predict

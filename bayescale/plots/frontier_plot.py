@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bayescale.fitting.result import Fit
 
 from bayescale.plots.style import LABELS, PALETTE, log_axes, runs_column, style
+from bayescale.questions.optimal import optimal
 
 __all__ = ["frontier", "plot_frontier"]
 
@@ -43,8 +44,6 @@ def frontier(
         each (geometric for N and D), dim ``C`` (FLOPs); and ``<name>_band`` with
         ``ci_bound``.
     """
-    from bayescale.questions.optimal import optimal
-
     if fit.pooling is not None and group is None:
         raise ConfigError(
             f"this fit varies by {fit.pooling.dim!r}: name one group for the frontier plot"
@@ -78,6 +77,7 @@ def plot_frontier(fit: Fit, C: Any = None, **options: Any) -> Figure:
     -------
     matplotlib.figure.Figure
     """
+    # matplotlib is imported where used: the data function (frontier) needs no figure
     from matplotlib.figure import Figure
 
     data = frontier(fit, C, **options)

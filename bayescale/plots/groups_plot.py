@@ -26,6 +26,7 @@ from bayescale.plots.style import (
     runs_column,
     style,
 )
+from bayescale.questions.overfit import run_groups
 
 __all__ = ["group_curves", "plot_groups"]
 
@@ -47,6 +48,7 @@ def group_curves(
         ``ci_bound``); the group coordinate holds each label and ``"new group"`` last (its
         parameters drawn from the population). Attrs ``input``, ``group_dim``.
     """
+    # xarray is imported where used: importing a plot module costs numpy only
     import xarray as xr
 
     pooling = fit.pooling
@@ -84,8 +86,6 @@ def plot_groups(fit: Fit, *, ax: Axes | None = None, **options: Any) -> Figure:
     -------
     matplotlib.figure.Figure
     """
-    from bayescale.questions.overfit import run_groups
-
     data = group_curves(fit, **options)
     name = data.attrs["input"]
     labels = [str(g) for g in data["group"].values]

@@ -73,6 +73,7 @@ def law_curve(
         ``ci_bound``) of the expected loss; coords ``x`` (the input's values along ``point``);
         attrs ``input``, ``fixed``, ``fitted_min``, ``fitted_max``.
     """
+    # the predictions are imported where used: importing a plot module costs numpy only
     from bayescale.questions.predict import predict
 
     probs = check_probs(probs)

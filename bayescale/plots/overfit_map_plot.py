@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from bayescale.fitting.result import Fit
 
+from bayescale.laws.base import laws_with
 from bayescale.laws.kaplan import KAPLAN_D_COEF, KAPLAN_D_EXP
 from bayescale.plots.style import (
     LABELS,
@@ -28,6 +29,7 @@ from bayescale.plots.style import (
     runs_mask,
     style,
 )
+from bayescale.questions.overfit import latent_draws, overfit, penalty
 
 __all__ = ["overfit_map", "plot_overfit_map"]
 
@@ -67,10 +69,9 @@ def overfit_map(
         :math:`5\times10^3 N^{0.74}`); run variables ``run_N``, ``run_D``, ``run_p_overfit``
         (dim ``run``).
     """
+    # xarray and matplotlib are imported where used: importing a plot module
+    # costs numpy only
     import xarray as xr
-
-    from bayescale.laws.base import laws_with
-    from bayescale.questions.overfit import latent_draws, overfit, penalty
 
     if fit.law.data_need is None:
         raise ConfigError(

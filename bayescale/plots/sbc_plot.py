@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+import json
+
+from bayescale.calibration.sbc import sbc_ecdf_data, sbc_uniformity
 from bayescale.plots.style import PALETTE, style
 
 __all__ = ["plot_sbc"]
@@ -53,11 +56,9 @@ def plot_sbc(
     -------
     matplotlib.figure.Figure
     """
-    import json
-
+    # matplotlib is imported where used: the data function (sbc_ecdf_data) needs no
+    # figure
     from matplotlib.figure import Figure
-
-    from bayescale.calibration.sbc import sbc_ecdf_data, sbc_uniformity
 
     names = [str(p) for p in result["parameter"].values]
     chosen = list(parameters) if parameters is not None else names

@@ -16,6 +16,8 @@ import numpy as np
 
 from bayescale.core.dims import SAMPLE_DIMS
 from bayescale.core.errors import ConfigError
+from bayescale.core.files import atomic_path
+from bayescale.questions.overfit import run_groups
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -97,6 +99,8 @@ STYLE = {
 @contextlib.contextmanager
 def style() -> Iterator[None]:
     """Context in which figures are drawn: the package's rc settings and palette."""
+    # matplotlib, cycler, xarray and arviz_stats are imported where used: every plot
+    # module and the report import this one, and their data functions draw nothing
     import matplotlib as mpl
     from cycler import cycler
 
@@ -191,8 +195,6 @@ def save_figure(
     list of Path
         The files written.
     """
-    from bayescale.core.files import atomic_path
-
     path = Path(path)
     valid = ("png", "svg", "pdf")
     wanted = list(formats) if formats else [path.suffix.lstrip(".").lower()]
@@ -238,6 +240,5 @@ def runs_mask(fit: Fit, group: str | None) -> np.ndarray:
     """Select the runs of ``group`` (all runs for pooled fits or ``group=None``)."""
     if group is None or fit.pooling is None:
         return np.ones(fit.n_runs, dtype=bool)
-    from bayescale.questions.overfit import run_groups
 
     return run_groups(fit) == group

@@ -100,6 +100,8 @@ class Comparison:
 
     def diff_interval(self) -> xr.DataArray:
         """HDI of the loss difference, dims ``(pair, point, ci_bound)``."""
+        # xarray and arviz_stats are imported where used: importing a question costs
+        # numpy only (see bayescale.plots, which imports questions)
         import arviz_stats as azs
 
         out = azs.hdi(self.diff, prob=self.prob, dim=["chain", "draw"])

@@ -50,6 +50,7 @@ compute-efficient frontier) are in :mod:`bayescale.questions.efficiency`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -57,7 +58,14 @@ import numpy as np
 
 from bayescale.core.checks import check_prob
 from bayescale.core.dims import POINT, SAMPLE_DIMS
-from bayescale.core.errors import ConfigError, RunsTableError
+from bayescale.core.errors import (
+    ConfigError,
+    RunsTableError,
+    SamplingWarning,
+    UnknownNameError,
+    did_you_mean,
+)
+from bayescale.laws.base import get_law
 from bayescale.runs.curves import PER_RUN, load_curves, thin_curves
 
 #: Runs are shown in messages up to this many.
@@ -144,6 +152,8 @@ def _prediction(
     seed: int,
 ) -> Prediction:
     """Wrap per-draw log losses of runs (offsets included) as a Prediction."""
+    # xarray and arviz_stats are imported where used: importing a question costs
+    # numpy only (see bayescale.plots, which imports questions)
     import xarray as xr
 
     from bayescale.questions.predict import Prediction, extrapolation
@@ -237,8 +247,6 @@ def predict_runs(
         runs = [str(r) for r in steps] if isinstance(steps, Mapping) else labels
     missing = [r for r in runs if r not in labels]
     if missing:
-        from bayescale.core.errors import UnknownNameError, did_you_mean
-
         raise UnknownNameError(
             f"no run {missing[0]!r} in the fit. " + did_you_mean(missing[0], labels)
         )
@@ -390,7 +398,6 @@ def extrapolate(
     >>> prediction_rows(p)  # doctest: +SKIP
     """
     from bayescale.fitting.pipeline import fit as fit_law
-    from bayescale.laws.base import get_law
 
     if fit is not None:
         if finished is not None:
@@ -458,11 +465,7 @@ def _update(
     seed: int,
 ) -> Prediction:
     """Reweight a fit's draws by new runs' early points, offsets integrated out (see above)."""
-    import warnings
-
     import xarray as xr
-
-    from bayescale.core.errors import SamplingWarning
 
     _check_curve_fit(fit)
     law = fit.law

@@ -51,6 +51,7 @@ target belong to that group. Offsets are taken at their reference level.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,7 +60,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.checks import check_prob
-from bayescale.core.errors import ConfigError, RunsTableError, UnknownNameError, did_you_mean
+from bayescale.core.errors import (
+    ConfigError,
+    RunsTableError,
+    SamplingWarning,
+    UnknownNameError,
+    did_you_mean,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,6 +234,8 @@ def design(
     >>> ranked = design(fit, "grid.csv", target={"N": 7e9, "D": 4e12})  # doctest: +SKIP
     >>> ranked.table.head(3)  # doctest: +SKIP
     """
+    # pandas, xarray and scipy are imported where used: importing a question costs
+    # numpy only
     import pandas as pd
 
     if method not in METHODS:
@@ -559,11 +568,8 @@ def _refit_widths(
     group: str | None,
 ) -> np.ndarray:
     """Return the expected width from refits with each simulated outcome added."""
-    import warnings
-
     import xarray as xr
 
-    from bayescale.core.errors import SamplingWarning
     from bayescale.fitting.pipeline import fit as refit
 
     mu = setup.log_loss(setup.z, x)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from bayescale.core.errors import ConfigError, RunsTableError
-from bayescale.laws.learning import KAPLAN_BCRIT
+from bayescale.laws.learning import KAPLAN_BCRIT, frontier_exponents
 from bayescale.runs.curves import RUN_ID
 
 if TYPE_CHECKING:
@@ -33,6 +33,7 @@ __all__ = ["KAPLAN_BCRIT", "compute_efficient", "minimum_steps"]
 
 def _bcrit_draws(source: Fit | Mapping[str, float] | None) -> dict[str, xr.DataArray]:
     """B* and alpha_B: posterior draws of a fit that has them, or fixed values."""
+    # xarray is imported where used: importing a question costs numpy only
     import xarray as xr
 
     if source is None:
@@ -246,7 +247,6 @@ def compute_efficient(
             "loss": np.exp(log_loss).assign_attrs(units="nats/token"),
         }
     ).transpose("chain", "draw", "C")
-    from bayescale.laws.learning import frontier_exponents
 
     exponents = frontier_exponents(p, np)
     out = out.assign(exponents)

@@ -131,6 +131,8 @@ class Optimal:
             and attributes ``ci_kind="hdi"``, ``ci_prob``; draws without an interior optimum
             are left out.
         """
+        # xarray, pandas and arviz_stats are imported where used: importing a question
+        # costs numpy only (the report and the frontier plot import this one)
         import arviz_stats as azs
 
         with np.errstate(invalid="ignore", divide="ignore"):

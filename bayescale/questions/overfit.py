@@ -257,6 +257,8 @@ def overfit(
     >>> check.to_dict()["exponent"]  # doctest: +SKIP
     {'mean': 0.74, 'lo': 0.71, 'hi': 0.78}
     """
+    # xarray and arviz_stats are imported where used: importing a question costs
+    # numpy only (the plots' style and the report import this one)
     import xarray as xr
 
     law = fit.law

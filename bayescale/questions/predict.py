@@ -30,16 +30,19 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+import xarray as xr
 
 from bayescale.core.checks import check_prob
 from bayescale.core.dims import POINT, SAMPLE_DIMS
 from bayescale.core.errors import ConfigError, did_you_mean
+from bayescale.core.mixture import mixture_cdf, mixture_hdi, mixture_mean, mixture_quantile
 from bayescale.fitting.quality import residuals, run_log_loss
 from bayescale.laws.base import law_points
+from bayescale.model.build import GP_JITTER, discrepancy_distance, gp_covariance
+from bayescale.runs.table import group_labels
 
 if TYPE_CHECKING:
     import pandas as pd
-    import xarray as xr
 
     from bayescale.fitting.result import Fit
 
@@ -118,10 +121,9 @@ class Prediction:
             ``ci_prob``), with ``quantity`` = expected/observed; nats/token. The inputs and the
             extrapolation distances (``extrapolation_<input>``, decades) are ``point`` coords.
         """
+        # arviz_stats and scipy are imported where used (arviz_stats ~1 s): a prediction's
+        # draws need neither; its summaries and densities do
         import arviz_stats as azs
-        import xarray as xr
-
-        from bayescale.core.mixture import mixture_hdi, mixture_mean, mixture_quantile
 
         prob = self.prob if prob is None else check_prob(prob)
         expected = self.expected
@@ -175,10 +177,6 @@ class Prediction:
         xarray.DataArray
             Dims ``(point, ci_bound)``, ``ci_bound`` = lower/upper; the inputs as coords.
         """
-        import xarray as xr
-
-        from bayescale.core.mixture import mixture_hdi
-
         prob = self.prob if prob is None else check_prob(prob)
         loc, scale, df = self._observed_components()
         bounds = mixture_hdi(loc, scale, prob, df)
@@ -206,10 +204,6 @@ class Prediction:
         xarray.DataArray
             Dims ``(point,)`` for a scalar target, ``(target, point)`` for several.
         """
-        import xarray as xr
-
-        from bayescale.core.mixture import mixture_cdf
-
         draws = self._draws(kind)
         values = np.asarray(target, dtype=float)
         if values.size == 0 or not np.all(np.isfinite(values) & (values > 0)):
@@ -377,8 +371,6 @@ def predict(
     >>> p = predict(f, {"N": [1e10, 1e11], "D": 2e11}, target_loss=2.5)  # doctest: +SKIP
     >>> p.summary()["hdi"].sel(quantity="observed")  # doctest: +SKIP
     """
-    import xarray as xr
-
     check_prob(prob)
     if target_loss is not None and not (np.isfinite(target_loss) and target_loss > 0):
         raise ConfigError(f"target loss must be positive and finite, got {target_loss}")
@@ -456,12 +448,8 @@ def extrapolation(fit: Fit, inputs: Mapping[str, Any], *, group: str | None = No
         One variable per input (dims ``point``, units decades): ``log10(x / max)`` above the
         largest fitted value, ``log10(x / min)`` (negative) below the smallest, 0 inside.
     """
-    import xarray as xr
-
     runs = fit.runs
     if group is not None and fit.pooling is not None:
-        from bayescale.runs.table import group_labels
-
         runs = runs.isel(run=group_labels(runs, fit.meta["groups"]) == group)
     out = {}
     for k in fit.law.inputs:
@@ -495,8 +483,6 @@ def discrepancy(fit: Fit, inputs: Mapping[str, Any]) -> tuple[xr.DataArray, xr.D
     tuple of xarray.DataArray
         ``(mean, sd)``, dims ``(chain, draw, point)``.
     """
-    import xarray as xr
-
     post = fit.posterior
     shape = (post.sizes["chain"], post.sizes["draw"])
     n_points = len(next(iter(inputs.values())))
@@ -509,8 +495,6 @@ def discrepancy(fit: Fit, inputs: Mapping[str, Any]) -> tuple[xr.DataArray, xr.D
         centre, scale = fit.data_summary.centre, fit.settings["discrepancy_scale"]
         z_new = {k: (np.log(np.asarray(inputs[k], dtype=float)) - centre[k]) for k in scale}
     if kind == "distance":
-        from bayescale.model.build import discrepancy_distance
-
         distance = discrepancy_distance(z_new, scale)
         sd = post["kappa"].values[..., None] * distance
     elif kind == "gp":
@@ -520,8 +504,6 @@ def discrepancy(fit: Fit, inputs: Mapping[str, Any]) -> tuple[xr.DataArray, xr.D
 
 def _gp_conditional(fit: Fit, z_new: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """GP discrepancy mean and sd at standardised inputs ``z_new`` (points, K), per draw."""
-    from bayescale.model.build import GP_JITTER, gp_covariance
-
     post = fit.posterior
     law = fit.law
     centre, scale = fit.data_summary.centre, fit.settings["discrepancy_scale"]

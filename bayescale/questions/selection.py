@@ -28,6 +28,8 @@ __all__ = ["compare_fits", "loo", "with_log_likelihood"]
 
 def with_log_likelihood(fit: Fit) -> xr.DataTree:
     """Return the fit's DataTree with a ``log_likelihood`` group (variable ``log_loss``)."""
+    # xarray and arviz are imported where used (arviz ~1.6 s): the report imports
+    # this module and compares fits only when given several
     import xarray as xr
 
     tree = fit.tree.copy()

@@ -89,6 +89,8 @@ def load_curves(
     >>> load_curves(table)["run_id"].values.tolist()
     ['a', 'a', 'b']
     """
+    # xarray is imported where used: the learning-curve questions import this module,
+    # and importing a question costs numpy only
     import xarray as xr
 
     from bayescale.runs.table import (

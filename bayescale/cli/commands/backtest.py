@@ -15,10 +15,13 @@ from bayescale.cli.options import (
     sampling_options,
     table_options,
 )
+from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``backtest`` subcommand."""
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.model.build import DISCREPANCIES
 
     p = sub.add_parser(
@@ -146,8 +149,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _holdout(top: int | None, text: str | None) -> dict[str, Any] | None:
     """``--holdout COL=VALUE`` as ``{COL: VALUE}``, VALUE a number when it reads as one."""
-    from bayescale.core.errors import ConfigError
-
     if (top is None) == (text is None):
         raise ConfigError("give exactly one of --holdout-top K and --holdout COL=VALUE")
     if text is None:
@@ -165,8 +166,6 @@ def _holdout(top: int | None, text: str | None) -> dict[str, Any] | None:
 
 def _fitting(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of the fit: bayescale's model, or ``method=`` for ``--baseline``."""
-    from bayescale.core.errors import ConfigError, UnknownNameError, did_you_mean
-
     if args.baseline is None:
         return {
             "priors": args.priors,

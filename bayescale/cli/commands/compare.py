@@ -6,6 +6,7 @@ import argparse
 
 from bayescale.cli.app import fmt, print_json
 from bayescale.cli.options import positive_float, probability
+from bayescale.core.errors import ConfigError
 
 #: Canonical inputs a target may give, with their units.
 _INPUTS = {"N": "parameters", "D": "tokens", "C": "FLOPs, or PF-days with --compute-unit"}
@@ -48,7 +49,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale compare``."""
-    from bayescale.core.errors import ConfigError
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.fitting.result import load_fit
     from bayescale.questions.compare import compare
     from bayescale.runs.table import PF_DAY_FLOPS

@@ -31,6 +31,7 @@ from bayescale.cli.options import (
     sampling_options,
     table_options,
 )
+from bayescale.core.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +134,8 @@ def _fit_options(a: argparse.ArgumentParser) -> None:
 
 
 def _curves(args: argparse.Namespace, path: str, required: tuple[str, ...]) -> Any:
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.runs.curves import load_curves
 
     table = load_curves(path, run_id=args.run_id, required=required, **table_options(args))
@@ -143,7 +146,6 @@ def _curves(args: argparse.Namespace, path: str, required: tuple[str, ...]) -> A
 
 
 def _per_run(value: int) -> int | None:
-    from bayescale.core.errors import ConfigError
 
     if value == 0:
         return None
@@ -226,7 +228,6 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _minimum(args: argparse.Namespace) -> int:
-    from bayescale.core.errors import ConfigError
     from bayescale.fitting.result import load_fit
     from bayescale.questions.curves import posterior_table
     from bayescale.questions.efficiency import minimum_steps

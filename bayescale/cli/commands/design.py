@@ -6,6 +6,7 @@ import argparse
 
 from bayescale.cli.app import fmt, print_json
 from bayescale.cli.options import add_seed_option, positive_float, positive_int, probability
+from bayescale.core.errors import ConfigError
 
 _INPUTS = {
     "N": "parameters",
@@ -64,7 +65,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale design``."""
-    from bayescale.core.errors import ConfigError
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.fitting.result import load_fit
     from bayescale.questions.design import design, load_candidates, plan, runs_needed
     from bayescale.runs.table import PF_DAY_FLOPS, parse_columns

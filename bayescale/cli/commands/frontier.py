@@ -6,6 +6,7 @@ import argparse
 
 from bayescale.cli.app import err, fmt, print_json
 from bayescale.cli.options import output_path
+from bayescale.core.files import atomic_write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -46,7 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale frontier``."""
-    from bayescale.core.files import atomic_write_text
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.questions.optimal import compute_frontier
 
     out = output_path(args.output)

@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale optimal``."""
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.fitting.result import load_fit
     from bayescale.questions.optimal import optimal
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from bayescale.cli.app import fmt, print_json
 from bayescale.cli.options import add_group_option, probability
+from bayescale.core.errors import ConfigError
 
 if TYPE_CHECKING:
     pass
@@ -57,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale overfit``."""
-    from bayescale.core.errors import ConfigError
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.fitting.result import load_fit
     from bayescale.questions.overfit import overfit
 

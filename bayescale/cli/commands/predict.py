@@ -6,6 +6,7 @@ import argparse
 
 from bayescale.cli.app import fmt, print_json
 from bayescale.cli.options import add_group_option, add_seed_option, probability
+from bayescale.core.errors import ConfigError
 
 #: Unit of each input as typed on the command line (C may also be PF-days).
 _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}
@@ -13,6 +14,8 @@ _UNIT_HELP = {"C": "FLOPs, or PF-days with --compute-unit pf-days"}
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``predict`` subcommand."""
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.laws.base import INPUT_UNITS
 
     p = sub.add_parser(
@@ -55,7 +58,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale predict``."""
-    from bayescale.core.errors import ConfigError
     from bayescale.fitting.result import load_fit
     from bayescale.laws.base import INPUT_UNITS
     from bayescale.questions.predict import predict

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bayescale.cli.app import fmt, print_json
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``references`` subcommand."""
@@ -15,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale references``."""
-    from bayescale.cli.app import fmt, print_json
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.laws.published import get_reference, list_references
 
     names = [args.name] if args.name else list_references()

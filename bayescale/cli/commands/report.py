@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale report``."""
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.report import write_report
 
     out = write_report(

@@ -74,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``bayescale sbc``."""
+    # the library is imported where used: `bayescale --help` imports every command module
+    # (see benchmarks/README.md, start-up time)
     from bayescale.calibration.sbc import FAST, save_sbc, sbc
 
     out = output_path(args.output)
