@@ -33,12 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import RESULTS, ROOT, describe_machine, quiet
+from common import RESULTS, SHARED_DATA, describe_machine, quiet, shared_name
 
 from bayescale.core.files import atomic_write_text
 from bayescale.questions.backtest import backtest
 
-OLMO_DIR = ROOT.parent / "shared" / "data" / "olmo-ladder" / "ladder-runs"
+OLMO_DIR = SHARED_DATA / "olmo-ladder" / "ladder-runs"
 #: Non-embedding parameters per size label (OLMo-ladder src/scaling/utils.py MODEL_PARAMS).
 OLMO_N = {"190M": 190354176, "370M": 371262464, "760M": 758220288, "1B": 1279395840}
 SPLITS = (("N", 6), ("N", 12), ("C", 6), ("D", 6))
@@ -161,7 +161,7 @@ def main() -> None:
     suffix += "_" + "_".join(laws) if partial else ""
     out = Path(RESULTS) / f"backtest_olmo{suffix}.json"
     doc = {
-        "data": str(OLMO_DIR.relative_to(ROOT.parent)),
+        "data": shared_name(OLMO_DIR),
         "eval": args.eval,
         "prob": PROB,
         "seed": SEED,

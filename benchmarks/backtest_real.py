@@ -67,13 +67,13 @@ import numpy as np
 import pandas as pd
 from backtest_olmo import OLMO_DIR, SPLITS
 from backtest_olmo import reader as olmo_reader
-from common import RESULTS, ROOT, describe_machine, quiet
+from common import RESULTS, SHARED_DATA, describe_machine, quiet, shared_name
 
 from bayescale.core.files import atomic_write_text
 from bayescale.laws.base import get_law
 from bayescale.questions.backtest import Backtest, backtest
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = SHARED_DATA
 GEMSTONES = DATA / "gemstones"
 RNSL = DATA / "revisiting-nsl-benchmark"
 PROB = 0.94
@@ -488,7 +488,7 @@ def write_rnsl(
     }
     if models is not None:
         extra["models_requested"] = models
-    note = f"{RNSL.relative_to(ROOT.parent)}/benchmark.{name}.csv"
+    note = f"{shared_name(RNSL)}/benchmark.{name}.csv"
     return write(f"rnsl_{name}", rows, ("eval", "method"), note, extra)
 
 
@@ -539,7 +539,7 @@ def main(argv: list[str] | None = None) -> None:
             "gemstones",
             rows,
             ("eval", "law", "method"),
-            f"{GEMSTONES.relative_to(ROOT.parent)}: {', '.join(GEM_FILES[e] for e in evals)}",
+            f"{shared_name(GEMSTONES)}: {', '.join(GEM_FILES[e] for e in evals)}",
         )
     if "rnsl" in tables:
         for name in args.rnsl or list(RNSL_TABLES):
@@ -552,7 +552,7 @@ def main(argv: list[str] | None = None) -> None:
                 resume=args.resume,
             )
     if "olmo" in tables:
-        note = str(OLMO_DIR.relative_to(ROOT.parent))
+        note = shared_name(OLMO_DIR)
         keys = ("eval", "law", "method")
         run_olmo(methods(bayes=False), args.olmo_eval, lambda rows: write("olmo", rows, keys, note))
 

@@ -35,6 +35,16 @@ from bayescale.laws.base import get_law  # noqa: E402
 __all__ = ["RANGES", "design", "true_params"]  # re-exported from the test suite's simulator
 
 RESULTS = ROOT / "benchmarks" / "results"
+#: The real tables (read-only, never copied here): ``../shared/data`` beside the repository, as
+#: CI has it, or wherever ``BAYESCALE_SHARED_DATA`` points (as for the tests).
+SHARED_DATA = Path(os.environ.get("BAYESCALE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+
+
+def shared_name(path: Path) -> str:
+    """``path`` under :data:`SHARED_DATA` named as results name it (``shared/data/...``)."""
+    return str(Path("shared") / "data" / path.relative_to(SHARED_DATA))
+
+
 NOISE_SD = 0.01
 DRAWS, TUNE, CHAINS = 1000, 1000, 4
 

@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from bayescale.core.checks import check_prob
 from bayescale.core.errors import ConfigError, SamplingWarning, UnknownNameError, did_you_mean
 from bayescale.core.files import atomic_path
 from bayescale.core.priors import Prior, merge_priors
@@ -691,8 +692,7 @@ def sbc_ecdf_data(
     import xarray as xr
     from arviz_stats.ecdf_utils import compute_ecdf, ecdf_pit
 
-    if not 0 < prob < 1:
-        raise ConfigError(f"prob must be between 0 and 1, got {prob}")
+    check_prob(prob)
     pit = result["pit"].transpose(PARAMETER, SIMULATION).values
     ok = np.all(np.isfinite(pit), axis=0)
     pit = pit[:, ok]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayescale.core.dims import RUN
 from bayescale.core.errors import (
     SamplingWarning,
     UnknownNameError,
@@ -30,7 +31,6 @@ from bayescale.fitting.exact import sample_exact
 from bayescale.fitting.result import RHAT_MAX, Diagnostics
 from bayescale.laws.base import Law
 from bayescale.model.build import (
-    RUN,
     ModelData,
     build_model,
     data_values,

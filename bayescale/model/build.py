@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from bayescale.core.dims import RUN
 from bayescale.core.errors import ConfigError, did_you_mean
 from bayescale.core.priors import Prior
 from bayescale.laws.base import DataSummary, Law
@@ -52,7 +53,6 @@ __all__ = [
     "graph_key",
 ]
 
-RUN = "run"
 #: Likelihoods for the log loss. Student-t (with learned degrees of freedom) tolerates outlier
 #: runs (a diverged or mis-logged run) without dragging the law.
 LIKELIHOODS = ("normal", "student_t")

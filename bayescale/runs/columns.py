@@ -9,11 +9,11 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 
+from bayescale.core.dims import CHAIN, DRAW, POINT, RUN
 from bayescale.core.errors import RunsTableError, did_you_mean
 
 __all__ = [
     "CANONICAL",
-    "RUN_DIM",
     "RUN_ID_COLUMNS",
     "UNITS",
     "check_mapping",
@@ -29,15 +29,12 @@ CANONICAL: tuple[str, ...] = ("N", "D", "C", "loss", "step", "batch")
 """Canonical column names, in the order they appear in a loaded Dataset."""
 
 
-RUN_DIM = "run"
-
-
 #: Column names taken as the run identifier when none is named, in this order of preference
 #: (``source_file`` is what :func:`load_runs` adds for a directory with one CSV per run).
 RUN_ID_COLUMNS: tuple[str, ...] = ("run", "run_id", "run_name", "name", "source_file")
 
 
-_RESERVED = (RUN_DIM, "chain", "draw", "point")
+_RESERVED = (RUN, CHAIN, DRAW, POINT)
 
 
 _RESERVED_SUFFIX = "_label"

@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayescale.core.dims import RUN
 from bayescale.core.errors import RunsTableError, UnknownNameError
 from bayescale.runs.columns import (
     CANONICAL,
-    RUN_DIM,
     RUN_ID_COLUMNS,
     UNITS,
     check_mapping,
@@ -629,19 +629,19 @@ def load_runs(
     data_vars: dict[str, xr.Variable] = {}
     for column in CANONICAL:
         if column in numeric:
-            data_vars[column] = xr.Variable(RUN_DIM, numeric[column], {"units": UNITS[column]})
+            data_vars[column] = xr.Variable(RUN, numeric[column], {"units": UNITS[column]})
     if derive_compute:
         data_vars["C"].attrs["derived"] = "6*N*D"
     for group in groups:
-        data_vars[stored_column(group)] = xr.Variable(RUN_DIM, group_values[group])
+        data_vars[stored_column(group)] = xr.Variable(RUN, group_values[group])
     for column in frame.columns:
         if column not in groups and column not in data_vars:
             name = _storable_name(stored_column(column), {*data_vars, *frame.columns})
-            data_vars[name] = xr.Variable(RUN_DIM, _extra_values(frame[column]))
+            data_vars[name] = xr.Variable(RUN, _extra_values(frame[column]))
 
     return xr.Dataset(
         data_vars,
-        coords={RUN_DIM: np.arange(n)},
+        coords={RUN: np.arange(n)},
         attrs={
             "source": table.description,
             "columns": json.dumps(used),
